@@ -1,0 +1,1 @@
+"""Typed records and their pyarrow mirrors (`rows`), and the build configuration (`config`)."""

