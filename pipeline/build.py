@@ -1,0 +1,96 @@
+"""Orchestration of `pipeline build`: resolve, fingerprint, run or reuse each stage, publish.
+
+Stage fingerprints chain (each hashes its inputs' fingerprints), so they are all known before
+anything runs: that is what lets the build check a paid backend's key before any work, and print
+which stages will be reused.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from pipeline.errors import UserError
+from pipeline.store import publish_version
+from schemas.config import BuildConfig, RunOptions
+from stages.base import DONE_MARKER, Stage, StageResult, execute, fingerprint
+from stages.readers import describe_source
+
+
+@dataclass
+class StageSpec:
+    stage: Stage
+    inputs: tuple[str, ...]
+
+
+def input_fingerprints(config: BuildConfig, options: RunOptions) -> dict[str, Any]:
+    task = config.task
+    if task.kind == "synthetic" and not options.train_path:
+        return {"generator": task.generator.model_dump()}
+    return {"train": describe_source(task.train, options.train_path),
+            "test": describe_source(task.test, options.test_path),
+            "test_ood": describe_source(task.test_ood, options.test_ood_path)}
+
+
+def _stage_folder(cache_root: Path, spec: StageSpec, fps: dict[str, str], extra: dict[str, str]) -> tuple[str, Path]:
+    upstream = {name: fps[name] for name in spec.inputs}
+    upstream.update(extra)
+    fp = spec.stage.fingerprint(upstream)
+    return fp, cache_root / "stages" / spec.stage.name / fp[:24]
+
+
+def plan_fingerprints(specs: list[StageSpec], cache_root: Path, extra: dict[str, str]) -> dict[str, tuple[str, bool]]:
+    """Stage name -> (fingerprint, already cached), without running anything."""
+    fps: dict[str, str] = {}
+    out = {}
+    for spec in specs:
+        fp, folder = _stage_folder(cache_root, spec, fps, extra if spec.stage.name == "ingest" else {})
+        fps[spec.stage.name] = fp
+        out[spec.stage.name] = (fp, (folder / DONE_MARKER).exists())
+    return out
+
+
+def run_stages(specs: list[StageSpec], cache_root: Path, extra: dict[str, str],
+               log: Callable[[str], None]) -> dict[str, StageResult]:
+    results: dict[str, StageResult] = {}
+    for spec in specs:
+        result = execute(spec.stage, {name: results[name] for name in spec.inputs}, cache_root,
+                         extra if spec.stage.name == "ingest" else None)
+        results[spec.stage.name] = result
+        s = result.stats
+        state = "cached" if s.cached else "done"
+        log(f"[{spec.stage.name}] {state} in {s.seconds:.1f}s: {s.rows_in} in, {s.rows_out} out"
+            + (f", dropped {dict(s.dropped)}" if s.dropped else ""))
+    return results
+
+
+def build(config: BuildConfig, options: RunOptions, log: Callable[[str], None] | None = None,
+          dry_run: bool = False) -> Path | dict:
+    """Run the build; returns the published version folder (or, with dry_run, the paraphrase
+    cost estimate, having run only the stages that decide what would be paraphrased)."""
+    from pipeline.components import make_specs
+
+    log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    inputs = input_fingerprints(config, options)
+    cache_root = Path(options.cache_dir or Path(options.out_dir) / ".cache")
+    specs, components = make_specs(config, options, cache_root)
+    versions = {spec.stage.name: spec.stage.version for spec in specs}
+    version = fingerprint(config.model_dump(mode="json"), inputs, versions, components.identities())[:12]
+    extra = {"inputs": fingerprint(inputs)}
+    planned = plan_fingerprints(specs, cache_root, extra)
+    log(f"building {config.task.name} version {version}; cached stages: "
+        + (", ".join(name for name, (_, hit) in planned.items() if hit) or "none"))
+    if dry_run:
+        return components.estimate(run_stages(specs[:2], cache_root, extra, log))
+    if not planned["paraphrase"][1]:
+        components.check_paraphraser()
+    results = run_stages(specs, cache_root, extra, log)
+    folder = publish_version(config, options, version, inputs, results)
+    log(f"wrote {folder}")
+    return folder
+
+
+def write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")

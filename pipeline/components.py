@@ -1,0 +1,88 @@
+"""Wires a resolved config to concrete stages, embedder and paraphrase backend.
+
+The embedder and the backend are built lazily: a fully cached rebuild never loads a model or
+touches an API, and identities are computed from explicit values only.
+"""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+from schemas.config import BuildConfig, RunOptions
+from stages.assemble import Assemble
+from stages.base import StageResult
+from stages.embed_stage import Embed
+from stages.ingest import Ingest
+from stages.paraphrase.base import BackendContext, ParaphraseBackend, make_backend
+from stages.paraphrase.stage import Paraphrase, sources_to_paraphrase
+from stages.plan import Plan
+from stages.retrieve_stage import Retrieve
+
+
+class Components:
+    def __init__(self, config: BuildConfig, options: RunOptions, cache_root: Path):
+        self.config, self.options, self.cache_root = config, options, cache_root
+
+    def _make_embedder(self, progress: bool):
+        spec = self.config.task.embedder
+        if spec.kind == "symbol-runs":
+            from stages.symbol_embed import SymbolRunEmbedder
+
+            return SymbolRunEmbedder()
+        from stages.embed import make_embedder
+
+        return make_embedder(spec, device=self.options.device, batch_size=self.options.batch_size, progress=progress)
+
+    @functools.cached_property
+    def embedder(self):
+        inner = self._make_embedder(self.options.progress)
+        if self.config.task.embedder.kind == "symbol-runs":
+            return inner  # a few microseconds a text: caching would cost more than it saves
+        from stages.embed import CachedEmbedder
+
+        return CachedEmbedder(inner, self.cache_root / "embeddings")
+
+    def embedder_identity(self) -> dict[str, Any]:
+        return self._make_embedder(progress=False).identity()
+
+    @functools.cached_property
+    def backend(self) -> ParaphraseBackend:
+        task = self.config.task
+        context = BackendContext(task_kind=task.kind, source_lang=task.source_lang, target_lang=task.target_lang,
+                                 cache_dir=self.cache_root, device=self.options.device,
+                                 progress=self.options.progress, embed=lambda texts: self.embedder.embed(texts))
+        return make_backend(self.config.paraphraser, self.config.paraphraser_options, context)
+
+    def identities(self) -> dict[str, Any]:
+        return {"embedder": self._embedder_identity, "paraphraser": self.backend.identity()}
+
+    @functools.cached_property
+    def _embedder_identity(self) -> dict[str, Any]:
+        return self.embedder_identity()
+
+    def check_paraphraser(self) -> None:
+        self.backend.check_ready()
+
+    def estimate(self, results: dict[str, StageResult]) -> dict[str, Any]:
+        sources = sources_to_paraphrase({name: r.artifacts for name, r in results.items()})
+        estimate = getattr(self.backend, "estimate", None)
+        figures = estimate(sources, self.config.n_paraphrases) if estimate else {"requests": 0, "cost_usd": 0.0}
+        return {"paraphraser": self.config.paraphraser, "sources": len(sources), **figures}
+
+
+def make_specs(config: BuildConfig, options: RunOptions, cache_root: Path):
+    from pipeline.build import StageSpec
+
+    parts = Components(config, options, cache_root)
+    overrides = {"train": options.train_path, "test": options.test_path, "test_ood": options.test_ood_path}
+    specs = [
+        StageSpec(Ingest(config.task, config.seed, overrides), ()),
+        StageSpec(Plan(config.weights, config.seed), ("ingest",)),
+        StageSpec(Retrieve(max(config.m, config.k), config.k, config.task.retrieval_tokens, options.progress), ("ingest",)),
+        StageSpec(Paraphrase(lambda: parts.backend, parts.backend.identity(), config.n_paraphrases),
+                  ("ingest", "plan")),
+        StageSpec(Embed(lambda: parts.embedder, parts._embedder_identity), ("ingest", "paraphrase")),
+        StageSpec(Assemble(config), ("ingest", "retrieve", "plan", "paraphrase", "embed")),
+    ]
+    return specs, parts

@@ -1,0 +1,110 @@
+"""The versioned store: `OUT/<task>/<version>/` folders, published whole or not at all.
+
+A version is written into a hidden temp folder, the manifest last, then renamed into place and
+`latest` re-pointed, so a crash never leaves a folder that looks complete.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from schemas.config import BuildConfig, RunOptions
+from stages.base import StageResult, fingerprint, write_json_atomically
+
+SPLIT_FOLDERS = {"train_zero": "train-zero", "train_random": "train-random", "train_similar": "train-similar",
+                 "train_contrastive": "train-contrastive", "eval": "eval", "probe": "probe"}
+
+
+def package_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("ictrain")
+    except Exception:  # running from a source tree that is not installed
+        return "0+source"
+
+
+def save_dataset(table: pa.Table, folder: Path, seed_key: str) -> None:
+    """`datasets.load_from_disk`-compatible, byte-identical for identical tables (the datasets
+    fingerprint is derived from the content key instead of being random)."""
+    import datasets
+    from datasets.utils import logging as ds_logging
+
+    was_enabled = ds_logging.is_progress_bar_enabled()
+    ds_logging.disable_progress_bar()
+    try:
+        datasets.Dataset(table, fingerprint=fingerprint(seed_key)[:16]).save_to_disk(str(folder))
+    finally:
+        if was_enabled:
+            ds_logging.enable_progress_bar()
+
+
+def publish_version(config: BuildConfig, options: RunOptions, version: str, inputs: dict[str, Any],
+                    results: dict[str, StageResult]) -> Path:
+    from pipeline.card import dataset_card
+
+    task_dir = Path(options.out_dir) / config.task.name
+    task_dir.mkdir(parents=True, exist_ok=True)
+    final = task_dir / version
+    tmp = task_dir / f".tmp-{version}-{uuid.uuid4().hex[:8]}"
+    try:
+        assembled = results["assemble"].artifacts
+        for name, folder in SPLIT_FOLDERS.items():
+            save_dataset(assembled[name], tmp / folder, f"{version}/{folder}/{results['assemble'].fingerprint}")
+        rejects = results["ingest"].artifacts["rejects"]
+        if rejects.num_rows:
+            with open(tmp / "rejects.jsonl", "w", encoding="utf-8") as handle:
+                for row in rejects.to_pylist():
+                    handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        manifest = build_manifest(config, version, inputs, results)
+        (tmp / "README.md").write_text(dataset_card(manifest, assembled), encoding="utf-8")
+        write_json_atomically(tmp / "manifest.json", manifest)
+        if final.exists():
+            trash = task_dir / f".old-{version}-{uuid.uuid4().hex[:8]}"
+            os.replace(final, trash)
+            shutil.rmtree(trash, ignore_errors=True)
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    point_latest(task_dir, version)
+    return final
+
+
+def point_latest(task_dir: Path, version: str) -> None:
+    link = task_dir / "latest"
+    tmp = task_dir / f".latest-{uuid.uuid4().hex[:8]}"
+    os.symlink(version, tmp)
+    os.replace(tmp, link)
+
+
+def build_manifest(config: BuildConfig, version: str, inputs: dict[str, Any],
+                   results: dict[str, StageResult]) -> dict[str, Any]:
+    return {"task": config.task.name, "version": version, "config": config.model_dump(mode="json"),
+            "inputs": inputs, "package_version": package_version(),
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "stages": {name: result.manifest_entry() for name, result in results.items()}}
+
+
+def list_versions(out_dir: Path, task: str) -> list[dict[str, Any]]:
+    task_dir = Path(out_dir) / task
+    if not task_dir.is_dir():
+        return []
+    latest = os.readlink(task_dir / "latest") if (task_dir / "latest").is_symlink() else None
+    rows = []
+    for folder in sorted(task_dir.iterdir()):
+        manifest_path = folder / "manifest.json"
+        if folder.name.startswith(".") or folder.is_symlink() or not manifest_path.exists():
+            continue
+        manifest = json.loads(manifest_path.read_text())
+        counts = manifest["stages"].get("assemble", {}).get("counters", {}).get("rows", {})
+        rows.append({"version": folder.name, "created": manifest["created"], "latest": folder.name == latest,
+                     "path": str(folder), "rows": counts})
+    return sorted(rows, key=lambda r: r["created"])

@@ -1,0 +1,141 @@
+"""Stage 1: read, clean, de-duplicate and split the labelled pairs.
+
+Every row that cannot be used goes to the rejects table with its file, line and reason; exact
+duplicates and pool rows whose source also occurs in a test set are dropped and counted. The
+test-overlap guard is by normalised content, because real corpora repeat sentences under
+different ids.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import pyarrow as pa
+
+from pipeline.errors import UserError
+from schemas.config import SourceSpec, TaskConfig
+from schemas.rows import PAIR_SCHEMA, TEST_PAIR_SCHEMA
+from stages.base import Artifacts, Stage, StageStats
+from stages.readers import RawRow, _Invalid, read_hub, read_local
+from stages.text import clean_text, normalize_text
+
+SPLITS = ("train", "test", "test_ood")
+REJECT_SCHEMA = pa.schema([("file", pa.string()), ("line", pa.int64()), ("reason", pa.string()),
+                           ("detail", pa.string())])
+
+
+class Ingest(Stage):
+    name = "ingest"
+    version = "1"
+
+    def __init__(self, task: TaskConfig, seed: int, overrides: dict[str, str | None]):
+        self.task, self.seed, self.overrides = task, seed, overrides
+
+    def params(self) -> dict[str, Any]:
+        return {"task": self.task.model_dump(include={"name", "kind", "train", "test", "test_ood",
+                                                      "generator", "pool_size", "test_size", "ood_size"}),
+                "seed": self.seed, "overrides": sorted(k for k, v in self.overrides.items() if v)}
+
+    def run(self, inputs: dict[str, Artifacts], stats: StageStats) -> Artifacts:
+        raw = self._raw_rows()
+        rejects: list[dict] = []
+        cleaned = {split: _clean(rows, rejects, stats) for split, rows in raw.items()}
+        limits = {"train": self.task.pool_size, "test": self.task.test_size, "test_ood": self.task.ood_size}
+        rng = np.random.default_rng([self.seed, 11])
+        for split in SPLITS:
+            if split in cleaned:
+                cleaned[split] = _subsample(cleaned[split], limits[split], rng)
+        test_keys = {normalize_text(s) for split in ("test", "test_ood") for s, _ in cleaned.get(split, [])}
+        pool = [(s, t) for s, t in cleaned["train"] if normalize_text(s) not in test_keys]
+        stats.drop("pool row also in a test set", len(cleaned["train"]) - len(pool))
+        stats.counters["test_overlap_removed"] = len(cleaned["train"]) - len(pool)
+        if not pool:
+            raise UserError(f"no usable training rows in {self._describe('train')}: every row was rejected, "
+                            f"duplicated or overlaps a test set; see the rejects listed by the build")
+        if not cleaned.get("test"):
+            raise UserError(f"no usable test rows in {self._describe('test')}; give a test file with --test PATH")
+        stats.rows_out = len(pool)
+        stats.counters.update({"pool": len(pool), "test": len(cleaned.get("test", [])),
+                               "test_ood": len(cleaned.get("test_ood", []))})
+        tests = [(f"{split}-{i:06d}", s, t, "id" if split == "test" else "ood")
+                 for split in ("test", "test_ood") for i, (s, t) in enumerate(cleaned.get(split, []))]
+        return Artifacts(
+            pool=pa.Table.from_pylist([{"id": f"train-{i:06d}", "source": s, "target": t}
+                                       for i, (s, t) in enumerate(pool)], schema=PAIR_SCHEMA),
+            tests=pa.Table.from_pylist([dict(zip(("id", "source", "target", "test_set"), row)) for row in tests],
+                                       schema=TEST_PAIR_SCHEMA),
+            rejects=pa.Table.from_pylist(rejects, schema=REJECT_SCHEMA))
+
+    def _describe(self, split: str) -> str:
+        if self.overrides.get(split):
+            return self.overrides[split]
+        spec = getattr(self.task, split)
+        return (spec.path or (spec.hub.path if spec.hub else None)) if spec else f"the generated {split} split"
+
+    def _raw_rows(self) -> dict[str, list[RawRow]]:
+        if self.task.kind == "synthetic" and not self.overrides.get("train"):
+            from stages.synth import generate
+
+            generated = generate(self.task.generator, self.task.pool_size, self.task.test_size,
+                                 self.task.ood_size, self.seed)
+            return {split: [RawRow(f"<generated {split}>", i + 1, s, t) for i, (s, t) in enumerate(rows)]
+                    for split, rows in generated.items()}
+        out = {}
+        for split in SPLITS:
+            spec: SourceSpec | None = getattr(self.task, split)
+            override = self.overrides.get(split)
+            if override:
+                spec = SourceSpec(path=override, source_column=spec.source_column if spec else "source",
+                                  target_column=spec.target_column if spec else "target")
+            if spec is None:
+                continue
+            flag = split.replace("_", "-")
+            if spec.path:
+                out[split] = list(read_local(Path(spec.path), spec.source_column, spec.target_column))
+            elif spec.hub:
+                out[split] = list(read_hub(spec.hub, flag))
+        if "train" not in out:
+            raise UserError(f"task {self.task.name!r} declares no training source; pass --train PATH")
+        return out
+
+
+def _clean(rows: Iterable[RawRow], rejects: list[dict], stats: StageStats) -> list[tuple[str, str]]:
+    seen: set[tuple[str, str]] = set()
+    kept: list[tuple[str, str]] = []
+    for row in rows:
+        stats.rows_in += 1
+        reason, detail = _problem(row)
+        if reason:
+            rejects.append({"file": row.file, "line": row.line, "reason": reason, "detail": detail})
+            stats.drop(reason)
+            continue
+        pair = (clean_text(str(row.source)), clean_text(str(row.target)))
+        if pair in seen:
+            stats.drop("exact duplicate")
+            continue
+        seen.add(pair)
+        kept.append(pair)
+    return kept
+
+
+def _problem(row: RawRow) -> tuple[str | None, str]:
+    if isinstance(row.source, _Invalid):
+        return "unparsable row", str(row.source)
+    for side, value in (("source", row.source), ("target", row.target)):
+        if value is None:
+            return f"missing {side}", ""
+        text = str(value)
+        if any("\udc80" <= ch <= "\udcff" for ch in text):
+            return "undecodable bytes", f"{side} is not valid UTF-8"
+        if not clean_text(text):
+            return f"empty {side}", ""
+    return None, ""
+
+
+def _subsample(pairs: list[tuple[str, str]], limit: int, rng: np.random.Generator) -> list[tuple[str, str]]:
+    """A seeded sample that keeps file order, so the pool reads like its source."""
+    if len(pairs) <= limit:
+        return pairs
+    keep = np.sort(rng.choice(len(pairs), size=limit, replace=False))
+    return [pairs[i] for i in keep]

@@ -1,0 +1,63 @@
+"""Stage: label-preserving paraphrases for the targets that drew `paraphrase`, and every test input.
+
+The backend does the work (and, for paid APIs, its own per-request caching); this stage decides
+what to ask for, drops paraphrases that merely repeat their source, and refuses to mark itself done
+when a budget stopped the backend part-way, so a rerun with a higher budget resumes.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import pyarrow as pa
+
+from pipeline.errors import UserError
+from schemas.rows import PARAPHRASE_SCHEMA
+from stages.base import Artifacts, Stage, StageStats
+from stages.paraphrase.base import ParaphraseBackend
+from stages.plan import KINDS
+from stages.text import normalize_text
+
+
+def sources_to_paraphrase(inputs: dict[str, Artifacts]) -> list[str]:
+    pool_sources = inputs["ingest"]["pool"].column("source").to_pylist()
+    kinds = inputs["plan"]["kinds"]
+    wanted = [pool_sources[i] for i in np.flatnonzero(kinds == KINDS.index("paraphrase"))]
+    wanted += inputs["ingest"]["tests"].column("source").to_pylist()
+    return sorted(set(wanted))
+
+
+class Paraphrase(Stage):
+    name = "paraphrase"
+    version = "1"
+
+    def __init__(self, backend_factory: Callable[[], ParaphraseBackend], identity: dict[str, Any], n: int):
+        self.backend_factory, self.identity, self.n = backend_factory, identity, n
+
+    def params(self) -> dict[str, Any]:
+        return {"backend": self.identity, "n": self.n}
+
+    def run(self, inputs: dict[str, Artifacts], stats: StageStats) -> Artifacts:
+        sources = sources_to_paraphrase(inputs)
+        backend = self.backend_factory()
+        backend.check_ready()
+        output = backend.paraphrase(sources, self.n)
+        if output.counters.get("budget_exhausted"):
+            done = sum(1 for p in output.paraphrases if p)
+            raise UserError(f"paraphrase budget reached after {done} of {len(sources)} sources; everything done "
+                            f"so far is cached: rerun with a higher --max-cost to finish")
+        kept: list[list[str]] = []
+        for source, found in zip(sources, output.paraphrases):
+            key = normalize_text(source)
+            unique = list(dict.fromkeys(p for p in found if p.strip()))
+            same = [p for p in unique if normalize_text(p) == key]
+            stats.drop("identical to source", len(same))
+            kept.append([p for p in unique if normalize_text(p) != key])
+        for reason, count in {**output.dropped, **{f"failed: {k}": v for k, v in output.failures.items()}}.items():
+            stats.drop(reason, count)
+        stats.rows_in = len(sources)
+        stats.rows_out = sum(1 for p in kept if p)
+        stats.counters.update({k: v for k, v in output.counters.items() if k != "budget_exhausted"})
+        stats.counters["sources_without_paraphrase"] = len(sources) - stats.rows_out
+        return Artifacts(paraphrases=pa.Table.from_pydict({"source": sources, "paraphrases": kept},
+                                                          schema=PARAPHRASE_SCHEMA))

@@ -1,0 +1,183 @@
+"""Read labelled pairs from local files or the Hub, keeping file and line for every row.
+
+Readers never clean or judge rows: they yield `RawRow`s (text may hold lone surrogates where the
+bytes were not valid UTF-8) and raise `UserError` only for problems of the whole file (missing,
+empty, wrong columns), naming the file and what to do.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from pipeline.errors import UserError
+from schemas.config import HubSource, SourceSpec
+
+SUFFIXES = {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
+
+
+@dataclass
+class RawRow:
+    file: str
+    line: int  # 1-based line of the row in the file (header = line 1); row number for Parquet/Hub
+    source: object
+    target: object
+
+
+def file_fingerprint(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_local(path: Path, source_column: str, target_column: str) -> Iterator[RawRow]:
+    if not path.exists():
+        raise UserError(f"{path}: file not found; check the path given to --train/--test/--test-ood")
+    kind = SUFFIXES.get(path.suffix.lower())
+    if kind is None:
+        raise UserError(f"{path}: unknown file type {path.suffix!r}; use .tsv, .csv, .jsonl or .parquet")
+    if path.stat().st_size == 0:
+        raise UserError(f"{path}: file is empty; it needs a header and rows with "
+                        f"{source_column!r} and {target_column!r}")
+    if kind == "parquet":
+        yield from _read_parquet(path, source_column, target_column)
+    elif kind == "jsonl":
+        yield from _read_jsonl(path, source_column, target_column)
+    else:
+        yield from _read_delimited(path, "\t" if kind == "tsv" else ",", source_column, target_column)
+
+
+def _missing_columns(path: Path, found: list[str], wanted: tuple[str, str]) -> UserError:
+    return UserError(f"{path}: missing column(s) {[c for c in wanted if c not in found]}; found {found}. "
+                     f"Rename them or map yours with source_column/target_column in the task YAML")
+
+
+def _read_delimited(path: Path, delimiter: str, source_column: str, target_column: str) -> Iterator[RawRow]:
+    text = path.read_bytes().decode("utf-8", errors="surrogateescape")
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter,
+                        quoting=csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE)
+    header = next(reader, None)
+    if not header:
+        raise UserError(f"{path}: no header line; the first line must name the columns")
+    header = [h.strip() for h in header]
+    if source_column not in header or target_column not in header:
+        raise _missing_columns(path, header, (source_column, target_column))
+    s_idx, t_idx = header.index(source_column), header.index(target_column)
+    for record in reader:
+        line = reader.line_num
+        if not record or record == [""]:
+            continue
+        source = record[s_idx] if s_idx < len(record) else None
+        target = record[t_idx] if t_idx < len(record) else None
+        yield RawRow(str(path), line, source, target)
+
+
+def _read_jsonl(path: Path, source_column: str, target_column: str) -> Iterator[RawRow]:
+    with open(path, "rb") as handle:
+        for line_no, raw in enumerate(handle, start=1):
+            text = raw.decode("utf-8", errors="surrogateescape").strip()
+            if not text:
+                continue
+            try:
+                record = json.loads(text)
+            except ValueError:
+                yield RawRow(str(path), line_no, _Invalid("not valid JSON"), None)
+                continue
+            if not isinstance(record, dict):
+                yield RawRow(str(path), line_no, _Invalid("not a JSON object"), None)
+                continue
+            if line_no == 1 and source_column not in record and target_column not in record:
+                raise _missing_columns(path, sorted(record), (source_column, target_column))
+            yield RawRow(str(path), line_no, record.get(source_column), record.get(target_column))
+
+
+def _read_parquet(path: Path, source_column: str, target_column: str) -> Iterator[RawRow]:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # pyarrow raises several types for broken files
+        raise UserError(f"{path}: not a readable Parquet file ({exc.__class__.__name__}); re-export it")
+    names = table.column_names
+    if source_column not in names or target_column not in names:
+        raise _missing_columns(path, names, (source_column, target_column))
+    sources = table.column(source_column).to_pylist()
+    targets = table.column(target_column).to_pylist()
+    for i, (source, target) in enumerate(zip(sources, targets), start=1):
+        yield RawRow(str(path), i, source, target)
+
+
+class _Invalid(str):
+    """Marks a row the reader could not parse; ingest rejects it with this text as the reason."""
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """One quick TCP connect to the configured Hub endpoint: without it, an offline machine
+    spends half a minute in the Hub client's retries before saying anything."""
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    url = urlparse(constants.ENDPOINT)
+    try:
+        with socket.create_connection((url.hostname, url.port or 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def read_hub(spec: HubSource, label: str) -> Iterator[RawRow]:
+    if not hub_reachable():
+        raise UserError(f"cannot reach the Hub to load {spec.path}; pass a local file with --{label} PATH "
+                        f"(TSV/CSV/JSONL/Parquet with source/target columns)")
+    try:
+        import datasets
+        if spec.source is not None and spec.target is not None:
+            src = datasets.load_dataset(spec.path, spec.source.name, split=spec.split, revision=spec.revision)
+            tgt = datasets.load_dataset(spec.path, spec.target.name, split=spec.split, revision=spec.revision)
+            pairs = zip(src[spec.source.field], tgt[spec.target.field])
+        else:
+            data = datasets.load_dataset(spec.path, spec.name, split=spec.split, revision=spec.revision)
+            pairs = ((_dotted(r, spec.source_field), _dotted(r, spec.target_field)) for r in data)
+        rows = list(pairs)
+    except Exception as exc:  # network, auth, missing config: all mean "give a local file"
+        raise UserError(f"cannot load {spec.path} ({spec.name or ''} {spec.split}) from the Hub "
+                        f"({exc.__class__.__name__}); pass a local file with --{label} PATH")
+    name = f"hub:{spec.path}/{spec.name or ''}/{spec.split}"
+    for i, (source, target) in enumerate(rows, start=1):
+        yield RawRow(name, i, source, target)
+
+
+def _dotted(record: dict, path: str | None) -> object:
+    value: object = record
+    for part in (path or "").split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def describe_source(spec: SourceSpec | None, override: str | None) -> dict:
+    """The input fingerprint of one split: a file's sha256, or the Hub coordinates."""
+    if override:
+        path = Path(override)
+        if not path.exists():
+            raise UserError(f"{path}: file not found; check the path given on the command line")
+        return {"path": str(path.resolve()), "sha256": file_fingerprint(path)}
+    if spec is None:
+        return {}
+    if spec.path:
+        path = Path(spec.path)
+        if not path.exists():
+            raise UserError(f"{path}: file not found (from the task YAML); fix the path or pass one on the command line")
+        return {"path": str(path.resolve()), "sha256": file_fingerprint(path)}
+    if spec.hub:
+        return {"hub": spec.hub.model_dump(exclude_none=True)}
+    return {}

@@ -1,0 +1,81 @@
+"""Stage 2: exact BM25 candidates for every pool target and every test input.
+
+Each pool target gets its top-M pool neighbours, never one whose normalised source equals its own
+(the leakage guard by content); each test input gets its top-M pool neighbours likewise. The
+`similar` regime, the `near` kind and the `topk`/`one_near` eval contexts all read these lists.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from pipeline.errors import UserError
+from stages.base import Artifacts, Stage, StageStats
+from stages.retrieve import BM25Index, tokenize_many
+from stages.symbol_embed import symbol_run_features
+from stages.text import normalize_text
+
+
+def retrieval_tokenizer(kind: str) -> Callable[[list[str]], list[list[str]]]:
+    """BM25 terms for a task: `words` (the documented tokenizer) or align-synth's symbol runs."""
+    if kind == "symbol-runs":
+        return lambda texts: [[f.replace(" ", "") for f in symbol_run_features(t)] for t in texts]
+    return tokenize_many
+
+
+def source_groups(sources: list[str]) -> tuple[np.ndarray, dict[str, int]]:
+    """Group id per row: rows whose normalised sources are equal share a group."""
+    keys: dict[str, int] = {}
+    groups = np.fromiter((keys.setdefault(normalize_text(s), len(keys)) for s in sources),
+                         dtype=np.int64, count=len(sources))
+    return groups, keys
+
+
+def same_source_exclusions(groups: np.ndarray) -> dict[int, set[int]]:
+    """For every group with more than one row: the set of its rows (sparse: most groups have one)."""
+    order = np.argsort(groups, kind="stable")
+    bounds = np.flatnonzero(np.diff(groups[order])) + 1
+    out: dict[int, set[int]] = {}
+    for members in np.split(order, bounds):
+        if len(members) > 1:
+            out[int(groups[members[0]])] = set(members.tolist())
+    return out
+
+
+class Retrieve(Stage):
+    name = "retrieve"
+    version = "1"
+
+    def __init__(self, candidates: int, k: int, tokens: str = "words", progress: bool = True):
+        self.candidates, self.k, self.tokens, self.progress = candidates, k, tokens, progress
+
+    def params(self) -> dict[str, Any]:
+        return {"candidates": self.candidates, "tokens": self.tokens, "k1": 1.5, "b": 0.75, "epsilon": 0.25}
+
+    def run(self, inputs: dict[str, Artifacts], stats: StageStats) -> Artifacts:
+        pool = inputs["ingest"]["pool"]
+        tests = inputs["ingest"]["tests"]
+        pool_sources = pool.column("source").to_pylist()
+        tokenize = retrieval_tokenizer(self.tokens)
+        groups, keys = source_groups(pool_sources)
+        if len(keys) <= self.k:
+            raise UserError(f"k={self.k} is larger than the pool allows: only {len(keys)} distinct sources, "
+                            f"and a context needs k examples other than the target; lower --k or add data")
+        index = BM25Index(tokenize(pool_sources))
+        shared = same_source_exclusions(groups)
+        exclude_pool = [shared.get(int(g), {i}) for i, g in enumerate(groups)]
+        pool_idx, pool_scores = index.topk(tokenize(pool_sources), self.candidates,
+                                           exclude=exclude_pool, progress=self.progress)
+        test_sources = tests.column("source").to_pylist()
+        first_row = np.empty(len(keys), dtype=np.int64)
+        first_row[groups[::-1]] = np.arange(len(groups))[::-1]
+        exclude_test = [shared.get(keys[key], {int(first_row[keys[key]])}) if key in keys else set()
+                        for key in map(normalize_text, test_sources)]
+        test_idx, test_scores = index.topk(tokenize(test_sources), self.candidates,
+                                           exclude=exclude_test, progress=self.progress)
+        stats.rows_in = len(pool_sources) + len(test_sources)
+        stats.rows_out = stats.rows_in
+        stats.counters["pool_rows_sharing_a_source"] = int(sum(len(v) for v in shared.values()))
+        return Artifacts(pool_idx=pool_idx.astype(np.int64), pool_bm25=pool_scores.astype(np.float32),
+                         test_idx=test_idx.astype(np.int64), test_bm25=test_scores.astype(np.float32))
