@@ -1,0 +1,91 @@
+"""Item-level and corpus-level scores, and the output-similarity function the probes use.
+
+Item scores keep their usual units: exact match 0/1, chrF 0-100, COMET 0-1. Probe similarities
+are all on [0, 1] (chrF divided by 100) so the three probe curves share one axis.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from pipeline.errors import UserError
+
+SimilarityFn = Callable[[list[str], list[str], list[str]], list[float]]
+"""(hypotheses, references, sources) -> one similarity in [0, 1] per pair."""
+
+
+def _squash(text: str) -> str:
+    return " ".join(text.split())
+
+
+def exact_match(predictions: list[str], targets: list[str]) -> list[float]:
+    return [float(_squash(p) == _squash(t)) for p, t in zip(predictions, targets)]
+
+
+def sentence_chrf(predictions: list[str], targets: list[str]) -> list[float]:
+    from sacrebleu.metrics import CHRF
+
+    chrf = CHRF()
+    return [100.0 if p == t else chrf.sentence_score(p, [t]).score
+            for p, t in zip(predictions, targets)]
+
+
+def corpus_scores(predictions: list[str], targets: list[str]) -> dict[str, float]:
+    """Corpus chrF and BLEU (sacrebleu defaults), the numbers MT papers report."""
+    import sacrebleu
+
+    if not predictions:
+        return {}
+    return {"chrf": round(sacrebleu.corpus_chrf(predictions, [targets]).score, 4),
+            "bleu": round(sacrebleu.corpus_bleu(predictions, [targets]).score, 4)}
+
+
+class Comet:
+    """COMET-22 from a local checkpoint; `unbabel-comet` is imported only when one is given."""
+
+    def __init__(self, checkpoint: str, batch_size: int = 32):
+        path = Path(checkpoint)
+        if not path.exists():
+            raise UserError(f"{checkpoint}: COMET checkpoint not found; pass the local "
+                            "checkpoints/model.ckpt of a downloaded COMET-22 model")
+        try:
+            from comet import load_from_checkpoint
+        except ImportError:
+            raise UserError("--comet-path needs the `unbabel-comet` package; pip install "
+                            "unbabel-comet, or leave --comet-path out to use chrF") from None
+        self.model = load_from_checkpoint(str(path))
+        self.batch_size = batch_size
+
+    def __call__(self, hypotheses: list[str], references: list[str], sources: list[str]) -> list[float]:
+        import torch
+
+        if not hypotheses:
+            return []
+        data = [{"src": s, "mt": h, "ref": r} for h, r, s in zip(hypotheses, references, sources)]
+        gpus = 1 if torch.cuda.is_available() else 0
+        result = self.model.predict(data, batch_size=self.batch_size, gpus=gpus, progress_bar=False)
+        return [float(score) for score in result.scores]
+
+
+def chrf_similarity(hypotheses: list[str], references: list[str], sources: list[str]) -> list[float]:
+    return [score / 100.0 for score in sentence_chrf(hypotheses, references)]
+
+
+def similarity_function(comet_path: str | None) -> SimilarityFn:
+    """chrF by default; COMET-22 when a local checkpoint is given (DESIGN.md section 3)."""
+    return Comet(comet_path) if comet_path else chrf_similarity
+
+
+def item_scores(metric: str, predictions: list[str], targets: list[str], sources: list[str],
+                comet: Comet | None = None) -> dict[str, list[float]]:
+    """Every item-level score that applies; the task's own metric (from the manifest) comes first."""
+    scores: dict[str, list[float]] = {}
+    if metric == "exact_match":
+        scores["exact_match"] = exact_match(predictions, targets)
+    elif metric != "chrf":
+        raise UserError(f"manifest metric {metric!r} is not supported by the trainer; expected "
+                        "exact_match or chrf")
+    scores["chrf"] = sentence_chrf(predictions, targets)
+    if comet is not None:
+        scores["comet"] = comet(predictions, targets, sources)
+    return scores

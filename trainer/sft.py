@@ -1,0 +1,150 @@
+"""Fine-tune a LoRA adapter on one regime of a built dataset version, with TRL's SFTTrainer.
+
+Usage:
+
+    # the paper's setting: LoRA r=16 alpha=16 dropout 0.05 on q/k/v, AdamW lr 2e-4, linear decay,
+    # batch 2 per device, completion-only loss
+    python trainer/sft.py --data runs/align-synth/latest --regime contrastive \
+        --model models/smollm2-135m --output-dir runs/train/contrastive
+    # LoRA on every attention and MLP projection, a YAML file for the rest
+    python trainer/sft.py --config train.yaml --lora-targets all
+    # probe curves during training (paper Figure 4): IWL / ICL / copy every 50 steps
+    python trainer/sft.py ... --probe-every 50 --limit 100
+    # GPU throughput: padding-free batches (no pad tokens, each row attends only to itself)
+    python trainer/sft.py ... --batching padding_free --batch-size 16
+    # or length-grouped padded batches
+    python trainer/sft.py ... --batching grouped --batch-size 16
+
+Before training it prints token-length statistics of the split, drops rows whose prompt +
+completion + EOS exceed --max-length (counted, never trained with every label masked) and refuses
+to start when more than --max-drop-share of the rows would go. CPU runs use fp32 and no gradient
+checkpointing; CUDA runs use bf16 and SDPA attention. The output folder holds the adapter,
+`run_config.json` (resolved config, dataset version, length report, loss history) and, with
+--probe-every, `probes.json`.
+"""
+from __future__ import annotations
+
+if __name__ == "__main__" and not __package__:  # `python trainer/sft.py` from a checkout
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import UserError
+from stages.base import write_json_atomically
+from trainer.config import TrainConfig, parse_cli
+from trainer.data import Version, fit_to_length, open_version, training_rows
+from trainer.modeling import (RUN_CONFIG, DeviceSettings, device_settings, load_model,
+                              load_tokenizer, lora_config, set_threads)
+
+
+def output_folder(cfg: TrainConfig, version: Version) -> Path:
+    if cfg.output_dir:
+        return Path(cfg.output_dir)
+    return Path("runs") / "train" / f"{version.task}-{version.version[:12]}-{cfg.regime}"
+
+
+def batching_options(cfg: TrainConfig) -> dict[str, Any]:
+    """TRL/Trainer fields per batching mode; all three optimise the same per-token loss.
+
+    `padded`: random batches padded to their longest row (the paper's plain setting).
+    `grouped`: rows of similar length batched together, so little padding at a large batch.
+    `padding_free`: rows of a batch concatenated into one sequence with restarting position_ids;
+    transformers turns those into a block-diagonal mask, so no row attends to another. Rows were
+    already cut to `max_length` by `fit_to_length`, which TRL requires here (max_length=None)."""
+    if cfg.batching == "padding_free":
+        return {"padding_free": True, "max_length": None}
+    options: dict[str, Any] = {"padding_free": False, "max_length": cfg.max_length}
+    if cfg.batching == "grouped":
+        options["train_sampling_strategy"] = "group_by_length"
+    return options
+
+
+def sft_arguments(cfg: TrainConfig, settings: DeviceSettings, output: Path):
+    from trl import SFTConfig
+
+    return SFTConfig(
+        output_dir=str(output), per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum, learning_rate=cfg.learning_rate,
+        lr_scheduler_type="linear", warmup_steps=0, optim="adamw_torch", weight_decay=0.0,
+        num_train_epochs=cfg.epochs, max_steps=cfg.max_steps, seed=cfg.seed, data_seed=cfg.seed,
+        bf16=settings.bf16, fp16=False, activation_checkpointing=False,
+        use_cpu=settings.device == "cpu", completion_only_loss=True,
+        logging_steps=cfg.logging_steps, logging_first_step=True,
+        save_strategy="steps" if cfg.save_steps > 0 else "no",
+        save_steps=cfg.save_steps if cfg.save_steps > 0 else 500,
+        report_to="none", disable_tqdm=True, dataloader_num_workers=0,
+        **batching_options(cfg))
+
+
+def probe_callback(cfg: TrainConfig, tokenizer, output: Path, version: Version):
+    from trainer.callbacks import ProbeCallback
+    from trainer.metrics import similarity_function
+    from trainer.probe import probe_rows
+
+    header = {"regime": cfg.regime, "model": cfg.model, "dataset": version.identity(),
+              "similarity": "comet" if cfg.comet_path else "chrf", "every": cfg.probe_every}
+    return ProbeCallback(probe_rows(cfg.data, cfg.limit), tokenizer,
+                         similarity_function(cfg.comet_path), cfg.probe_every,
+                         output / "probes.json", header, cfg.gen_batch_size, cfg.max_new_tokens)
+
+
+def print_lengths(report: dict[str, Any]) -> None:
+    print(f"token lengths (prompt+completion+EOS): {report['total_tokens']}")
+    print(f"completion lengths: {report['completion_tokens']}")
+    print(f"dropped {report['dropped']} of {report['rows']} rows longer than "
+          f"max_length={report['max_length']} ({report['dropped_share']:.2%})")
+
+
+def train(cfg: TrainConfig) -> tuple[Any, dict[str, Any]]:
+    """Train and save; returns the trainer and the run record written next to the adapter."""
+    from trl import SFTTrainer
+
+    set_threads(cfg.threads)
+    version = open_version(cfg.data)
+    settings = device_settings(cfg.device)
+    output = output_folder(cfg, version)
+    tokenizer = load_tokenizer(cfg.model, padding_side="right")
+    rows, lengths = fit_to_length(training_rows(version, cfg.regime, cfg.train_limit),
+                                  tokenizer, cfg.max_length, cfg.max_drop_share)
+    print_lengths(lengths.to_json())
+    callbacks = [probe_callback(cfg, tokenizer, output, version)] if cfg.probe_every > 0 else []
+    trainer = SFTTrainer(model=load_model(cfg.model, settings), args=sft_arguments(cfg, settings, output),
+                         train_dataset=rows, processing_class=tokenizer,
+                         peft_config=lora_config(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout,
+                                                 cfg.lora_targets), callbacks=callbacks)
+    started = time.perf_counter()
+    result = trainer.train()
+    seconds = time.perf_counter() - started
+    trainer.save_model(str(output))
+    record = {"config": cfg.model_dump(), "dataset": version.identity(), "device": settings.device,
+              "dtype": settings.dtype_name, "lengths": lengths.to_json(),
+              "train": {"steps": trainer.state.global_step, "seconds": round(seconds, 2),
+                        "train_loss": result.training_loss},
+              "log_history": trainer.state.log_history}
+    write_json_atomically(output / RUN_CONFIG, json.loads(json.dumps(record, default=str)))
+    print(f"adapter and {RUN_CONFIG}: {output}")
+    return trainer, record
+
+
+def main(cfg: TrainConfig) -> dict[str, Any]:
+    return train(cfg)[1]
+
+
+def cli(argv: list[str] | None = None) -> int:
+    try:
+        main(parse_cli(TrainConfig, argv, __doc__))
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(cli())
