@@ -1,0 +1,86 @@
+"""Paraphrase throughput against the local fake server (50 ms latency per request, its own process).
+
+Measures items/s with the real OpenAI SDK at concurrency 1, 8 and 32 (fresh cache each), then the
+time of a fully cached rerun over 50k items. Usage:
+
+    python bench/bench_paraphrase.py [--items-per-worker 60] [--cached-items 50000] [--backend openai]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from stages.paraphrase.base import BackendContext, make_backend  # noqa: E402
+
+FAKE_KEY = "sk-bench-not-a-real-key"
+
+
+def start_server(latency: float) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "fake_llm_server.py"), "--latency", str(latency)],
+                            stdout=subprocess.PIPE, text=True)
+    port = int(proc.stdout.readline().strip())
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def sources(count: int, tag: str) -> list[str]:
+    return [f"Sentence {tag}-{i}: the committee discussed item {i} of the agenda at length." for i in range(count)]
+
+
+def run(backend_name: str, url: str, cache_dir: Path, texts: list[str], concurrency: int, batch_size: int) -> dict:
+    base = url + "/v1" if backend_name == "openai" else url
+    context = BackendContext(task_kind="mt", source_lang="English", target_lang="German", cache_dir=cache_dir,
+                             progress=False)
+    backend = make_backend(backend_name, {"model": "bench-model", "base_url": base, "concurrency": concurrency,
+                                          "batch_size": batch_size, "timeout": 30}, context)
+    backend.check_ready()
+    started = time.perf_counter()
+    out = backend.paraphrase(texts, 5)
+    seconds = time.perf_counter() - started
+    assert out.counters["failures"] == 0, out.failures
+    return {"items": len(texts), "seconds": round(seconds, 3), "items_per_s": round(len(texts) / seconds, 1),
+            "requests": out.counters["requests"], "cache_hits": out.counters["cache_hits"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", default="openai", choices=["openai", "gemini"])
+    parser.add_argument("--latency", type=float, default=0.05)
+    parser.add_argument("--batch-size", type=int, default=10)
+    parser.add_argument("--items-per-worker", type=int, default=60, help="items per concurrent worker per run")
+    parser.add_argument("--cached-items", type=int, default=50_000)
+    args = parser.parse_args()
+    os.environ["OPENAI_API_KEY"] = os.environ["GEMINI_API_KEY"] = FAKE_KEY
+    proc, url = start_server(args.latency)
+    results: dict = {"backend": args.backend, "latency_s": args.latency, "batch_size": args.batch_size,
+                     "machine": f"{platform.machine()}, {os.cpu_count()} cpus", "python": platform.python_version()}
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for concurrency in (1, 8, 32):
+                texts = sources(max(args.batch_size * 4, args.items_per_worker * concurrency), f"c{concurrency}")
+                results[f"concurrency_{concurrency}"] = run(args.backend, url, Path(tmp) / f"c{concurrency}", texts,
+                                                            concurrency, args.batch_size)
+                print(concurrency, results[f"concurrency_{concurrency}"], flush=True)
+            big = sources(args.cached_items, "big")
+            results["fill_50k"] = run(args.backend, url, Path(tmp) / "big", big, 32, args.batch_size)
+            print("fill", results["fill_50k"], flush=True)
+            results["cached_rerun"] = run(args.backend, url, Path(tmp) / "big", big, 32, args.batch_size)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    c1, c32 = results["concurrency_1"]["items_per_s"], results["concurrency_32"]["items_per_s"]
+    results["speedup_32_vs_1"] = round(c32 / c1, 1)
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

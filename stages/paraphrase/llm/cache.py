@@ -1,0 +1,126 @@
+"""The per-item answer cache: what makes a paid paraphrase run never pay twice and never lose work.
+
+One SQLite file in WAL mode (readers never block the writer; several processes may write, each
+transaction is atomic). A row is written as soon as its answer arrives, so a killed run keeps
+every finished item. Keys are sha256 of explicit strings only (backend, model, prompt template
+text, generation parameters, n, source text); values hold paraphrases and token counts, never a
+key or a URL with credentials.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import queue
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+_SCHEMA = "CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, value TEXT NOT NULL, created REAL NOT NULL)"
+_CHUNK = 500  # keys per SELECT; well under SQLite's bound-parameter limit
+
+
+def key_prefix(parts: dict[str, Any]) -> str:
+    """Hash of everything but the source text, computed once per run; `item_key` adds the text."""
+    blob = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def item_key(prefix: str, source: str) -> str:
+    return hashlib.sha256(f"{prefix}\x00{source}".encode("utf-8")).hexdigest()
+
+
+class AnswerCache:
+    """Thread-safe within a process (one connection behind a lock), process-safe through SQLite."""
+
+    def __init__(self, folder: Path):
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / "answers.sqlite"
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(self.path), timeout=60.0, check_same_thread=False,
+                                   isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(_SCHEMA)
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
+        keys = list(dict.fromkeys(keys))
+        found: dict[str, dict[str, Any]] = {}
+        with self._lock:
+            for start in range(0, len(keys), _CHUNK):
+                chunk = keys[start:start + _CHUNK]
+                marks = ",".join("?" * len(chunk))
+                rows = self._db.execute(f"SELECT key, value FROM answers WHERE key IN ({marks})", chunk)
+                found.update((key, json.loads(value)) for key, value in rows)
+        return found
+
+    def put_many(self, values: dict[str, dict[str, Any]]) -> None:
+        if not values:
+            return
+        now = time.time()
+        rows = [(key, json.dumps(value, ensure_ascii=False), now) for key, value in values.items()]
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany("INSERT OR REPLACE INTO answers (key, value, created) VALUES (?, ?, ?)", rows)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def count(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM answers").fetchone()[0]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> "AnswerCache":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class CacheWriter:
+    """Writes answers from many workers through one thread: each commit takes everything queued
+    so far (group commit), so 32 workers never queue behind each other's commits. An answer is
+    committed milliseconds after it arrives; `close` flushes the rest and re-raises a write error."""
+
+    def __init__(self, cache: AnswerCache):
+        self._cache = cache
+        self._queue: queue.Queue = queue.Queue()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._drain, name="paraphrase-cache-writer", daemon=True)
+        self._thread.start()
+
+    def put(self, values: dict[str, dict[str, Any]]) -> None:
+        if values:
+            self._queue.put(values)
+
+    def _drain(self) -> None:
+        done = False
+        while not done:
+            batch: dict[str, dict[str, Any]] = {}
+            item = self._queue.get()
+            while True:
+                if item is None:
+                    done = True
+                else:
+                    batch.update(item)
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            try:
+                self._cache.put_many(batch)
+            except BaseException as exc:  # surfaced by close(); keep draining so nothing blocks
+                self._error = self._error or exc
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
