@@ -6,7 +6,6 @@ from `APIBackend`, which runs the request engine around one SDK call.
 """
 from __future__ import annotations
 
-import logging
 import os
 import re
 import socket
@@ -22,10 +21,9 @@ from stages.paraphrase.llm.engine import EngineResult
 from stages.paraphrase.llm.options import parse_options
 from stages.paraphrase.llm.pricing import (CHARS_PER_TOKEN, PRICES_AS_OF, estimate_output_tokens, estimate_tokens,
                                            price_for)
-from stages.paraphrase.llm.prompts import load_template
+from stages.paraphrase.llm.prompts import load_template, parse_sql_source
 from stages.paraphrase.quality import QUALITY_VERSION, filter_paraphrases, verdicts
 
-log = logging.getLogger(__name__)
 FILTERED = "all paraphrases filtered"
 _PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
 _SECRET_PATTERNS = (re.compile(r"(?i)(bearer\s+)[^\s'\"]+"), re.compile(r"(?i)(key=)[^&\s'\"]+"),
@@ -60,7 +58,7 @@ class LLMBackend(ParaphraseBackend):
         return self.model
 
     def identity(self) -> dict[str, Any]:
-        host = urlsplit(self.opts.base_url).netloc if self.opts.base_url else None
+        host = safe_host(self.opts.base_url) if self.opts.base_url else None
         return {"backend": self.name, "model": self.model_identity(), "prompt": self.template.name,
                 "prompt_sha256": self.template.sha256, "params": self.generation_params(), "host": host,
                 "quality": {"version": QUALITY_VERSION,
@@ -96,6 +94,7 @@ class LLMBackend(ParaphraseBackend):
     # ----- the run -----
     def paraphrase(self, sources: list[str], n: int) -> ParaphraseOutput:
         self._ensure_ready()
+        self._check_sources(sources)
         prefix = self._key_prefix(n)
         keys = [item_key(prefix, source) for source in sources]
         with AnswerCache(self.context.cache_dir / "paraphrase") as cache:
@@ -111,6 +110,12 @@ class LLMBackend(ParaphraseBackend):
         """What the cache stores for an answered item: the raw paraphrases and their verdicts."""
         return {"paraphrases": paraphrases, "quality": QUALITY_VERSION,
                 "verdicts": verdicts(source, paraphrases, self.template.name)}
+
+    def _check_sources(self, sources: list[str]) -> None:
+        """Refuse malformed inputs before the first request rather than inside a worker."""
+        if self.template.name == "sql":
+            for source in dict.fromkeys(sources):
+                parse_sql_source(source)
 
     def _assemble(self, sources: list[str], keys: list[str], cached: dict[str, dict], fetched: EngineResult,
                   n: int) -> ParaphraseOutput:
@@ -157,6 +162,7 @@ class LLMBackend(ParaphraseBackend):
 
     def estimate(self, sources: list[str], n: int) -> dict[str, Any]:
         """Tokens and cost of what a run would still ask for (cached items are free); no request."""
+        self._check_sources(sources)
         unique, todo = self._todo(sources, n)
         batches = [todo[i:i + self.batch_size] for i in range(0, len(todo), self.batch_size)]
         tokens_in = sum(estimate_tokens(self.template.render(batch, n)) for batch in batches)
@@ -187,9 +193,18 @@ def check_reachable(url: str, timeout: float = 5.0) -> None:
         return
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UserError(f"base_url {url!r} is not an http(s) URL; give e.g. http://localhost:8000/v1")
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+        raise UserError(f"base_url {safe_host(url) or 'given'} is not an http(s) URL; give e.g. http://localhost:8000/v1")
     try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
         socket.create_connection((parts.hostname, port), timeout=timeout).close()
-    except OSError:
-        raise UserError(f"cannot reach {parts.scheme}://{parts.netloc}: start the server or fix --base-url") from None
+    except (OSError, ValueError):
+        raise UserError(f"cannot reach {parts.scheme}://{safe_host(url)}: start the server or fix --base-url") from None
+
+
+def safe_host(url: str) -> str:
+    """host[:port] of a URL, without any user:password@ part it may carry."""
+    try:
+        parts = urlsplit(url)
+        return (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+    except ValueError:
+        return ""

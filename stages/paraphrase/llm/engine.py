@@ -86,13 +86,14 @@ class RequestEngine:
         batches = [pending[i:i + size] for i in range(0, len(pending), size)]
         bar = tqdm(total=len(pending), desc="paraphrase", unit="item", disable=not self.settings.progress)
         self.writer = CacheWriter(self.cache)
+        pool = ThreadPoolExecutor(max_workers=max(1, self.settings.concurrency))
         try:
-            with ThreadPoolExecutor(max_workers=max(1, self.settings.concurrency)) as pool:
-                for _ in pool.map(lambda batch: self._work(batch, bar), batches):
-                    pass
+            for _ in pool.map(lambda batch: self._work(batch, bar), batches):
+                pass
         finally:
-            self._stop.set()  # on an exception in the caller's thread, workers wind down too
-            self.writer.close()
+            self._stop.set()  # on Ctrl-C or an error, running workers wind down and queued ones never start
+            pool.shutdown(wait=True, cancel_futures=True)
+            self.writer.close()  # everything answered so far is committed before we return or raise
             bar.close()
         counters = self.result.counters
         counters["cost_usd"] = round(self._spent, 6)

@@ -79,8 +79,12 @@ class HFLocalBackend(LLMBackend):
         tokenizer.padding_side = "left"
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
+        import transformers
+
         dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
-        model = AutoModelForCausalLM.from_pretrained(self.model, dtype=dtype).to(self.device).eval()
+        major_minor = tuple(int(part) for part in transformers.__version__.split(".")[:2])
+        dtype_arg = "dtype" if major_minor >= (4, 56) else "torch_dtype"  # renamed in 4.56
+        model = AutoModelForCausalLM.from_pretrained(self.model, **{dtype_arg: dtype}).to(self.device).eval()
         return tokenizer, model
 
     def _prompt(self, tokenizer: Any, source: str, n: int) -> str:

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ValidationError, field_validator
 
 from pipeline.errors import UserError
 
@@ -19,8 +18,16 @@ PROMPT_DIR = Path(__file__).resolve().parents[1] / "prompts"
 PROMPT_FILES = {"mt": "mt_paraphrase_v1.txt", "sql": "sql_paraphrase_v1.txt"}
 
 
-class MTItem(BaseModel):
-    id: str | int
+class _Item(BaseModel):
+    id: str  # a plain string in the schema sent to Gemini; numbers from lax models are accepted
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_as_text(cls, value: object) -> object:
+        return str(value).strip() if isinstance(value, (int, float, str)) else value
+
+
+class MTItem(_Item):
     paraphrases: list[str]
 
 
@@ -33,8 +40,7 @@ class SQLPair(BaseModel):
     sql: str
 
 
-class SQLItem(BaseModel):
-    id: str | int
+class SQLItem(_Item):
     paraphrases: list[SQLPair]
 
 
@@ -87,7 +93,15 @@ def encode_sql_pair(question: str, sql: str) -> str:
     return json.dumps({"question": question, "sql": sql}, ensure_ascii=False, sort_keys=True)
 
 
-_FENCE = re.compile(r"^\s*```[a-zA-Z]*\s*|\s*```\s*$")
+def _unfenced(text: str) -> str:
+    """The JSON inside a Markdown code fence (```json ... ```), which chat models like to add."""
+    text = text.strip()
+    if text.startswith("```"):
+        text = text.split("\n", 1)[1] if "\n" in text else text[3:]
+        text = text.rstrip()
+        if text.endswith("```"):
+            text = text[:-3]
+    return text
 
 
 class MalformedAnswer(ValueError):
@@ -100,12 +114,12 @@ def parse_answer(template: PromptTemplate, text: str, count: int, n: int) -> tup
     Items with fewer than n paraphrases, or missing, are reported per position so that only they
     are asked again; extra paraphrases are cut to n."""
     try:
-        answer = template.answer_model.model_validate_json(_FENCE.sub("", text or ""))
+        answer = template.answer_model.model_validate_json(_unfenced(text or ""))
     except ValidationError as exc:
         raise MalformedAnswer(f"answer does not match the expected JSON ({exc.error_count()} errors)") from None
     by_id: dict[str, list[str]] = {}
     for item in answer.items:
-        by_id.setdefault(str(item.id).strip(), [_as_text(p) for p in item.paraphrases])
+        by_id.setdefault(item.id, [_as_text(p) for p in item.paraphrases])
     found: dict[int, list[str]] = {}
     missing: dict[int, str] = {}
     for position in range(count):
