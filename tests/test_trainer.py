@@ -13,7 +13,7 @@ except ImportError:  # tests/ imported as a package
 
 from pipeline.errors import UserError
 from trainer.config import TrainConfig, parse_cli
-from trainer.data import fit_to_length, open_version, training_rows
+from trainer.data import fit_to_length, load_split, open_version, training_rows
 
 
 @pytest.fixture(scope="module")
@@ -161,3 +161,37 @@ def test_padding_free_loss_equals_padded_loss(workspace, trained):
         with torch.no_grad():
             losses[padding_free] = trainer.compute_loss(trainer.model, batch).item()
     assert losses[True] == pytest.approx(losses[False], rel=1e-5)
+
+
+def test_end_to_end_on_a_real_align_synth_build(tmp_path, one_thread):
+    """build -> train -> evaluate -> probe through the command-line entry points."""
+    from pipeline.cli import main as pipeline_main
+    from trainer import evaluate, probe, sft
+
+    assert pipeline_main(["build", "--task", "align-synth", "--out", str(tmp_path / "runs"),
+                          "--pool-size", "300", "--test-size", "40", "--ood-size", "20",
+                          "--probe-size", "20", "--no-progress"]) == 0
+    data = tmp_path / "runs" / "align-synth" / "latest"
+    model = fixtures.write_tiny_model(tmp_path / "model", fixtures.corpus_texts(data.resolve()))
+    adapter = tmp_path / "adapter"
+    assert sft.cli(["--data", str(data), "--model", str(model), "--regime", "similar",
+                    "--output-dir", str(adapter), "--max-steps", "4", "--batch-size", "2",
+                    "--logging-steps", "1", "--threads", "1"]) == 0
+    run = json.loads((adapter / "run_config.json").read_text())
+    manifest = json.loads((data / "manifest.json").read_text())
+    assert run["dataset"]["version"] == manifest["version"] and run["train"]["steps"] == 4
+    assert run["lengths"]["rows"] == len(training_rows(open_version(data), "similar"))
+    report_path = tmp_path / "eval.json"
+    assert evaluate.cli(["--data", str(data), "--adapter", str(adapter), "--output", str(report_path),
+                         "--limit", "2", "--max-new-tokens", "8", "--resamples", "50"]) == 0
+    report = json.loads(report_path.read_text())
+    assert report["label"] == "similar" and report["primary_metric"] == "exact_match"
+    assert set(report["metrics"]["exact_match"]["all"]["by_context"]) == {
+        "random", "topk", "one_near", "paraphrase"}
+    probe_path = tmp_path / "probe.json"
+    assert probe.cli(["--data", str(data), "--adapter", str(adapter), "--output", str(probe_path),
+                      "--limit", "2", "--max-new-tokens", "8"]) == 0
+    result = json.loads(probe_path.read_text())
+    assert result["regime"] == "similar" and result["history"][0]["step"] == 4
+    probe_sets = set(load_split(open_version(data), "probe")["test_set"])
+    assert result["history"][0]["scores"]["all"]["items"] == 2 * len(probe_sets)
