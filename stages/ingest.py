@@ -27,7 +27,7 @@ REJECT_SCHEMA = pa.schema([("file", pa.string()), ("line", pa.int64()), ("reason
 
 class Ingest(Stage):
     name = "ingest"
-    version = "1"
+    version = "2"
 
     def __init__(self, task: TaskConfig, seed: int, overrides: dict[str, str | None]):
         self.task, self.seed, self.overrides = task, seed, overrides

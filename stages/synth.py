@@ -78,12 +78,20 @@ class AlignSynth:
         n_ood = max(1, int(round(self.spec.ood_holdout * len(sets))))
         return [sets[i] for i in order[n_ood:]], [sets[i] for i in order[:n_ood]]
 
-    def sample(self, sets: list[frozenset[str]], n: int, rng: np.random.Generator) -> list[tuple[str, str]]:
-        pairs = []
-        for _ in range(n):
+    def sample(self, sets: list[frozenset[str]], n: int, rng: np.random.Generator,
+               taken: set[str]) -> list[tuple[str, str]]:
+        """`n` inputs never drawn before (tracked in `taken`), so sizes mean distinct rows; stops
+        early only when the sets cannot give that many distinct orderings."""
+        pairs: list[tuple[str, str]] = []
+        for _ in range(50 * n):
+            if len(pairs) == n:
+                break
             chosen = sets[int(rng.integers(len(sets)))]
             symbols = rng.permutation(sorted(chosen)).tolist()
-            pairs.append((" ".join(symbols), self.label(symbols)))
+            source = " ".join(symbols)
+            if source not in taken:
+                taken.add(source)
+                pairs.append((source, self.label(symbols)))
         return pairs
 
 
@@ -94,6 +102,7 @@ def generate(spec: GeneratorSpec, pool_size: int, test_size: int, ood_size: int,
     gen = AlignSynth(spec)
     in_domain, held_out = gen.split_sets(seed)
     rng = np.random.default_rng([spec.seed, seed, 2])
-    return {"train": gen.sample(in_domain, pool_size, rng),
-            "test": gen.sample(in_domain, test_size, rng),
-            "test_ood": gen.sample(held_out, ood_size, rng)}
+    taken: set[str] = set()
+    return {"train": gen.sample(in_domain, pool_size, rng, taken),
+            "test": gen.sample(in_domain, test_size, rng, taken),
+            "test_ood": gen.sample(held_out, ood_size, rng, taken)}
