@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import queue
 import sqlite3
 import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -85,42 +85,39 @@ class AnswerCache:
 
 
 class CacheWriter:
-    """Writes answers from many workers through one thread: each commit takes everything queued
-    so far (group commit), so 32 workers never queue behind each other's commits. An answer is
-    committed milliseconds after it arrives; `close` flushes the rest and re-raises a write error."""
+    """Writes answers from many workers through one thread that commits whatever has arrived
+    every `interval` seconds (group commit): workers only append to a deque, so 32 of them never
+    queue behind each other's commits. An answer is committed within about `interval` of its
+    arrival; `close` flushes the rest and re-raises a write error."""
 
-    def __init__(self, cache: AnswerCache):
-        self._cache = cache
-        self._queue: queue.Queue = queue.Queue()
+    def __init__(self, cache: AnswerCache, interval: float = 0.02):
+        self._cache, self._interval = cache, interval
+        self._pending: deque = deque()
+        self._closing = threading.Event()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._drain, name="paraphrase-cache-writer", daemon=True)
         self._thread.start()
 
     def put(self, values: dict[str, dict[str, Any]]) -> None:
         if values:
-            self._queue.put(values)
+            self._pending.append(values)  # atomic; no lock, no wake-up
 
     def _drain(self) -> None:
-        done = False
-        while not done:
+        while True:
+            closing = self._closing.wait(self._interval)
             batch: dict[str, dict[str, Any]] = {}
-            item = self._queue.get()
-            while True:
-                if item is None:
-                    done = True
-                else:
-                    batch.update(item)
+            while self._pending:
+                batch.update(self._pending.popleft())
+            if batch and self._error is None:
                 try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-            try:
-                self._cache.put_many(batch)
-            except BaseException as exc:  # surfaced by close(); keep draining so nothing blocks
-                self._error = self._error or exc
+                    self._cache.put_many(batch)
+                except BaseException as exc:  # surfaced by close()
+                    self._error = exc
+            if closing and not self._pending:
+                return
 
     def close(self) -> None:
-        self._queue.put(None)
+        self._closing.set()
         self._thread.join()
         if self._error is not None:
             raise self._error

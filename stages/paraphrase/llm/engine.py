@@ -109,7 +109,8 @@ class RequestEngine:
             prompt = self.template.render(sources, self.n)
             est_in = estimate_tokens(prompt)
             est_out = estimate_output_tokens(sources, self.n, self.settings.reasoning_effort)
-            reserve = self.price.cost(est_in, est_out) if self.price else 0.0
+            budgeted = self.price is not None and self.settings.max_cost is not None
+            reserve = self.price.cost(est_in, est_out) if budgeted else 0.0
             if not self._reserve(reserve) or not self.limiter.acquire(est_in + est_out, self._stop):
                 continue  # the loop head records the stop
             remaining, reasons, retryable, retry_after = self._attempt(remaining, prompt, reserve, est_in, bar)
@@ -129,27 +130,24 @@ class RequestEngine:
         try:
             reply = self.call(prompt)
         except CallFailed as exc:
-            self._settle(reserve, 0, 0, failed=exc.reason)
+            self._book(reserve, 0, 0, [exc.reason])
             log.debug("paraphrase request failed: %s %s", exc.reason, exc.detail)
             if exc.rate_limited:
                 self.limiter.cooldown(exc.retry_after if exc.retry_after is not None else self.settings.backoff)
             if exc.fatal:
                 self._abort(exc.detail or exc.reason)
             return remaining, exc.reason, exc.retryable and not exc.fatal, exc.retry_after
-        self._settle(reserve, reply.tokens_in if reply.tokens_in is not None else est_in,
-                     reply.tokens_out if reply.tokens_out is not None else estimate_tokens(reply.text or ""))
+        tokens_in = reply.tokens_in if reply.tokens_in is not None else est_in
+        tokens_out = reply.tokens_out if reply.tokens_out is not None else estimate_tokens(reply.text or "")
         try:
             found, missing = parse_answer(self.template, reply.text, len(remaining), self.n)
         except MalformedAnswer:
-            self._count_error("malformed response")
+            self._book(reserve, tokens_in, tokens_out, ["malformed response"])
             return remaining, "malformed response", True, None
         done = {remaining[i][0]: self.make_record(remaining[i][1], values) for i, values in found.items()}
         self.writer.put(done)
-        with self._lock:
-            self.result.answers.update(done)
+        self._book(reserve, tokens_in, tokens_out, set(missing.values()), done)
         bar.update(len(done))
-        for reason in set(missing.values()):
-            self._count_error(reason)
         still = [remaining[i] for i in sorted(missing)]
         return still, {remaining[i][0]: reason for i, reason in missing.items()}, True, None
 
@@ -157,15 +155,19 @@ class RequestEngine:
         """Book the estimated cost of the next request; False (and stop everyone) if it would
         take spending past max_cost."""
         limit = self.settings.max_cost
+        if limit is None or self.price is None:
+            return True
         with self._lock:
-            if limit is not None and self._spent + self._reserved + cost > limit:
+            if self._spent + self._reserved + cost > limit:
                 self.result.counters["budget_exhausted"] = True
                 self._stop.set()
                 return False
             self._reserved += cost
             return True
 
-    def _settle(self, reserve: float, tokens_in: int, tokens_out: int, failed: str | None = None) -> None:
+    def _book(self, reserve: float, tokens_in: int, tokens_out: int, errors, done: dict | None = None) -> None:
+        """All bookkeeping of one response under one lock acquisition (locks are costly when 32
+        threads finish at once)."""
         actual = self.price.cost(tokens_in, tokens_out) if self.price else 0.0
         with self._lock:
             counters = self.result.counters
@@ -174,12 +176,10 @@ class RequestEngine:
             counters["requests"] += 1
             counters["tokens_in"] += tokens_in
             counters["tokens_out"] += tokens_out
-            if failed:
-                counters["request_errors"][failed] += 1
-
-    def _count_error(self, reason: str) -> None:
-        with self._lock:
-            self.result.counters["request_errors"][reason] += 1
+            for reason in errors:
+                counters["request_errors"][reason] += 1
+            if done:
+                self.result.answers.update(done)
 
     def _abort(self, message: str) -> None:
         with self._lock:

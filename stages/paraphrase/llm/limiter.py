@@ -42,6 +42,8 @@ class RateLimiter:
 
     def acquire(self, tokens: int, stop: threading.Event) -> bool:
         """Wait for this request's slot; False if `stop` was set while waiting."""
+        if self._rpm is None and self._tpm is None and self._cooldown_until <= self._clock():
+            return not stop.is_set()  # unlimited and no cooldown: no lock to contend for
         with self._lock:
             now = self._clock()
             start = now
