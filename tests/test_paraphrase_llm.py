@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import subprocess
 import sys
 import time
@@ -281,3 +282,19 @@ def test_hf_local_tiny_llama_runs_batched_and_caches(tmp_path):
     assert_accounted(first, sources)
     assert second.counters["requests"] == 0 and second.counters["cache_hits"] == 3
     assert second.paraphrases == first.paraphrases and second.failures == first.failures
+
+
+def test_rate_limit_schedule_paces_after_a_burst_and_retry_after_parses():
+    from stages.paraphrase.llm.limiter import _Schedule, backoff_seconds, parse_retry_after
+
+    schedule = _Schedule(per_minute=120)  # one request every 0.5 s, one second of burst
+    starts = [schedule.reserve(now=10.0, cost=1) for _ in range(6)]
+    assert starts[:3] == [10.0, 10.0, 10.0] and starts[3:] == [10.5, 11.0, 11.5]
+    assert parse_retry_after({"Retry-After": "3"}) == 3.0
+    assert parse_retry_after({"retry-after-ms": "250", "Retry-After": "9"}) == 0.25
+    assert parse_retry_after({"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}, now=1445412470.0) == 10.0
+    assert parse_retry_after({"Retry-After": "soon"}) is None and parse_retry_after(None) is None
+    rng = random.Random(0)  # jitter is deliberately unseeded in the engine; seeded here
+    delays = [backoff_seconds(attempt, 1.0, 5.0, rng) for attempt in (1, 2, 3, 4, 5)]
+    assert 0.5 <= delays[0] <= 1.0 and 1.0 <= delays[1] <= 2.0 and all(2.5 <= d <= 5.0 for d in delays[3:])
+    assert backoff_seconds(3, 1.0, 60.0, rng, retry_after=30.0) == 30.0

@@ -102,9 +102,8 @@ def different_language(source: str, paraphrase: str, words: list[str] | None = N
     if source_script != "LATIN" or source_lang is None:
         return False
     words = _casefolded_words(paraphrase) if words is None else words
-    vocab = _FUNCTION_WORDS[source_lang]
-    if sum(1 for word in words if word in vocab) >= 3:
-        return False  # plenty of the source language's own function words: same language
+    if len(_FUNCTION_WORDS[source_lang].intersection(words)) >= 2:
+        return False  # two different function words of the source language: same language
     para_lang = guess_latin_language(paraphrase, words)
     return para_lang is not None and para_lang != source_lang
 
@@ -138,10 +137,10 @@ def _casefolded_words(text: str) -> list[str]:
 
 def _comparable(text: str) -> tuple[str, list[str]]:
     """Normalised words joined (so "Hello." and "hello" compare equal), and the words."""
-    if text.isascii() and text.isprintable():  # same result as normalize_text, much faster
-        normal = " ".join(text.split()).casefold()
-    else:
-        normal = normalize_text(text)
+    if text.isascii():  # ASCII needs no Unicode normalisation; letters only, so spacing is moot
+        words = _casefolded_words(text)
+        return (" ".join(words) or " ".join(text.split()).casefold()), words
+    normal = normalize_text(text)
     words = _casefolded_words(normal)
     return (" ".join(words) or normal), words
 
