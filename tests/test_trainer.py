@@ -195,3 +195,19 @@ def test_end_to_end_on_a_real_align_synth_build(tmp_path, one_thread):
     assert result["regime"] == "similar" and result["history"][0]["step"] == 4
     probe_sets = set(load_split(open_version(data), "probe")["test_set"])
     assert result["history"][0]["scores"]["all"]["items"] == 2 * len(probe_sets)
+
+
+def test_bench_runs_at_tiny_shape(one_thread, tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "bench_trainer.py"
+    spec = importlib.util.spec_from_file_location("bench_trainer", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    output = tmp_path / "bench.json"
+    results = bench.main(["--tiny", "--steps", "2", "--warmup", "1", "--settings", "padded:2",
+                          "padding_free:4", "--output", str(output)])
+    assert [r["setting"] for r in results] == ["padded:2", "padding_free:4"]
+    assert all(r["tokens_per_s"] > 0 and r["timed_tokens"] > 0 for r in results)
+    assert json.loads(output.read_text())["shape"] == "tiny"

@@ -55,6 +55,7 @@ class TrainConfig(GenerationOptions):
     max_length: int = 1024
     max_drop_share: float = 0.02  # refuse to train when more rows than this would be cut
     batching: Batching = "padded"  # grouped / padding_free are the GPU throughput options
+    attn_implementation: str = "sdpa"  # flash_attention_2 (if installed) suits padding_free best
     seed: int = 0
     logging_steps: int = 10
     save_steps: int = 0  # 0 = save only the final adapter

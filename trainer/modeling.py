@@ -63,14 +63,14 @@ def load_tokenizer(model_path: str, padding_side: str = "right"):
     return tokenizer
 
 
-def load_model(model_path: str, settings: DeviceSettings):
+def load_model(model_path: str, settings: DeviceSettings, attn_implementation: str = "sdpa"):
     from transformers import AutoModelForCausalLM
 
     if not Path(model_path).exists():
         raise UserError(f"{model_path}: model folder not found; pass a local folder with "
                         "config.json and weights (see trainer/convert_gguf.py for SmolLM2)")
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=settings.dtype,
-                                                 attn_implementation="sdpa")
+                                                 attn_implementation=attn_implementation)
     return model.to(settings.device)
 
 

@@ -10,10 +10,12 @@ Usage:
     python trainer/sft.py --config train.yaml --lora-targets all
     # probe curves during training (paper Figure 4): IWL / ICL / copy every 50 steps
     python trainer/sft.py ... --probe-every 50 --limit 100
-    # GPU throughput: padding-free batches (no pad tokens, each row attends only to itself)
-    python trainer/sft.py ... --batching padding_free --batch-size 16
-    # or length-grouped padded batches
+    # GPU throughput: length-grouped padded batches at a larger micro-batch (the fast setting
+    # with SDPA; note the effective batch grows too, so the optimiser sees fewer, larger steps)
     python trainer/sft.py ... --batching grouped --batch-size 16
+    # padding-free batches (no pad tokens; each row attends only to itself): fastest with a
+    # varlen attention kernel, e.g. --attn-implementation flash_attention_2 where installed
+    python trainer/sft.py ... --batching padding_free --batch-size 16
 
 Before training it prints token-length statistics of the split, drops rows whose prompt +
 completion + EOS exceed --max-length (counted, never trained with every label masked) and refuses
@@ -57,7 +59,10 @@ def batching_options(cfg: TrainConfig) -> dict[str, Any]:
     `grouped`: rows of similar length batched together, so little padding at a large batch.
     `padding_free`: rows of a batch concatenated into one sequence with restarting position_ids;
     transformers turns those into a block-diagonal mask, so no row attends to another. Rows were
-    already cut to `max_length` by `fit_to_length`, which TRL requires here (max_length=None)."""
+    already cut to `max_length` by `fit_to_length`, which TRL requires here (max_length=None).
+    With SDPA that mask is dense over the whole flattened batch (cost grows with the square of
+    batch x length), so padding_free pays off only with a varlen kernel (flash_attention_2);
+    with SDPA, `grouped` is the fast setting (see bench/bench_trainer.py)."""
     if cfg.batching == "padding_free":
         return {"padding_free": True, "max_length": None}
     options: dict[str, Any] = {"padding_free": False, "max_length": cfg.max_length}
@@ -115,7 +120,8 @@ def train(cfg: TrainConfig) -> tuple[Any, dict[str, Any]]:
                                   tokenizer, cfg.max_length, cfg.max_drop_share)
     print_lengths(lengths.to_json())
     callbacks = [probe_callback(cfg, tokenizer, output, version)] if cfg.probe_every > 0 else []
-    trainer = SFTTrainer(model=load_model(cfg.model, settings), args=sft_arguments(cfg, settings, output),
+    model = load_model(cfg.model, settings, cfg.attn_implementation)
+    trainer = SFTTrainer(model=model, args=sft_arguments(cfg, settings, output),
                          train_dataset=rows, processing_class=tokenizer,
                          peft_config=lora_config(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout,
                                                  cfg.lora_targets), callbacks=callbacks)
