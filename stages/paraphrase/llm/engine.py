@@ -1,8 +1,8 @@
 """The request engine shared by the API backends: batching, a worker pool, retries, the budget.
 
 Each worker owns one batch from first request to last retry: it waits for a rate-limit slot,
-calls the backend, keeps (and caches at once) every item the answer got right, and asks again
-only for the items that were missing, short or malformed. Failures stay per item: after the
+calls the backend, hands every item the answer got right to the cache writer at once (committed
+within ~20 ms), and asks again only for the items that were missing, short or malformed. Failures stay per item: after the
 retries, an item gets a recorded reason, never an exception for the whole run. Only a fatal error
 (bad key, unknown model, a request the server refuses as invalid) stops all workers, and what was
 finished by then is already cached.
@@ -77,6 +77,7 @@ class RequestEngine:
         self._rng = random.Random()
         self._spent = 0.0
         self._reserved = 0.0
+        self.writer: CacheWriter | None = None  # started by run()
         self.result = EngineResult(counters={"requests": 0, "tokens_in": 0, "tokens_out": 0, "cost_usd": 0.0,
                                              "retries": 0, "request_errors": Counter()})
 

@@ -31,16 +31,15 @@ class GeminiBackend(APIBackend):
 
         http_options = types.HttpOptions(base_url=self.opts.base_url or None, timeout=int(self.opts.timeout * 1000),
                                          retry_options=types.HttpRetryOptions(attempts=1))
+        # Built once per run: converting the answer schema costs more CPU than the request itself.
+        self._config = types.GenerateContentConfig(response_mime_type="application/json",
+                                                   response_schema=self.template.answer_model,
+                                                   temperature=self.opts.temperature,
+                                                   max_output_tokens=self.opts.max_output_tokens)
         return genai.Client(api_key=self._secret, vertexai=False, http_options=http_options)
 
     def _call(self, client: Any, prompt: str) -> Reply:
-        from google.genai import types
-
-        config = types.GenerateContentConfig(response_mime_type="application/json",
-                                             response_schema=self.template.answer_model,
-                                             temperature=self.opts.temperature,
-                                             max_output_tokens=self.opts.max_output_tokens)
-        response = client.models.generate_content(model=self.model, contents=prompt, config=config)
+        response = client.models.generate_content(model=self.model, contents=prompt, config=self._config)
         usage = response.usage_metadata
         tokens_out = None
         if usage is not None and usage.candidates_token_count is not None:

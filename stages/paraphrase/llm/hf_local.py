@@ -73,14 +73,13 @@ class HFLocalBackend(LLMBackend):
 
     def _load(self) -> tuple[Any, Any]:
         import torch
+        import transformers
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(self.model)
         tokenizer.padding_side = "left"
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
-        import transformers
-
         dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
         major_minor = tuple(int(part) for part in transformers.__version__.split(".")[:2])
         dtype_arg = "dtype" if major_minor >= (4, 56) else "torch_dtype"  # renamed in 4.56
@@ -124,7 +123,8 @@ class HFLocalBackend(LLMBackend):
     def _generate(self, tokenizer: Any, model: Any, prompts: list[str], result: EngineResult) -> list[str]:
         import torch
 
-        encoded = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+        templated = bool(getattr(tokenizer, "chat_template", None))  # a chat template already adds BOS
+        encoded = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=not templated).to(self.device)
         kwargs: dict[str, Any] = {"max_new_tokens": self.opts.max_new_tokens, "pad_token_id": tokenizer.pad_token_id}
         if self.sampling:
             kwargs.update(do_sample=True, temperature=self.opts.temperature)
