@@ -31,11 +31,14 @@ class Paraphrase(Stage):
     name = "paraphrase"
     version = "1"
 
-    def __init__(self, backend_factory: Callable[[], ParaphraseBackend], identity: dict[str, Any], n: int):
+    def __init__(self, backend_factory: Callable[[], ParaphraseBackend], identity: dict[str, Any], n: int,
+                 embedder_identity: dict[str, Any], accept_failures: bool = False):
         self.backend_factory, self.identity, self.n = backend_factory, identity, n
+        self.embedder_identity, self.accept_failures = embedder_identity, accept_failures
 
     def params(self) -> dict[str, Any]:
-        return {"backend": self.identity, "n": self.n}
+        # the embedder decides the cosine-band quality filter, so it keys this stage too
+        return {"backend": self.identity, "n": self.n, "embedder": self.embedder_identity}
 
     def run(self, inputs: dict[str, Artifacts], stats: StageStats) -> Artifacts:
         sources = sources_to_paraphrase(inputs)
@@ -46,6 +49,11 @@ class Paraphrase(Stage):
             done = sum(1 for p in output.paraphrases if p)
             raise UserError(f"paraphrase budget reached after {done} of {len(sources)} sources; everything done "
                             f"so far is cached: rerun with a higher --max-cost to finish")
+        retryable = int(output.counters.get("retryable_failures", 0) or 0)
+        if retryable and not self.accept_failures:
+            raise UserError(f"{retryable} of {len(sources)} sources failed for transient reasons (rate limits, "
+                            f"server errors, short answers); everything else is cached: rerun to retry them, or "
+                            f"pass --paraphraser-option accept_failures=true to build without them")
         kept: list[list[str]] = []
         for source, found in zip(sources, output.paraphrases):
             key = normalize_text(source)

@@ -37,6 +37,7 @@ class LLMOptions(BaseModel):
     price_out: float | None = None
     cos_band: tuple[float, float] | None = None
     dry_run: bool = False
+    accept_failures: bool = False  # build on even if some items failed for transient reasons
     # hf-local
     model_path: str | None = None
     device: str | None = None
