@@ -39,7 +39,7 @@ class Components:
         inner = self._make_embedder(self.options.progress)
         if self.config.task.embedder.kind == "symbol-runs":
             return inner  # a few microseconds a text: caching would cost more than it saves
-        from stages.embed import CachedEmbedder
+        from stages.embed_cache import CachedEmbedder
 
         return CachedEmbedder(inner, self.cache_root / "embeddings")
 
