@@ -10,6 +10,7 @@ extrapolated; its top-k on that sample is compared with ours (equal up to ties).
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import resource
 import sys
@@ -112,19 +113,20 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     index = BM25Index(corpus)
     build_s = time.perf_counter() - start
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     idx, scores = index.topk(corpus, args.k, exclude=exclude, progress=not args.no_progress)
-    topk_s = time.perf_counter() - start
+    topk_s, topk_cpu = time.perf_counter() - start, time.process_time() - cpu_start
     ours_rss = peak_rss_mib()
 
     per_query, oracle_build, agree, sampled, max_err = compare_with_rank_bm25(
         corpus, corpus, exclude, idx, scores, args.sample, args.k, args.seed)
     oracle_total = oracle_build + per_query * args.n
-    print(f"machine: {platform.machine()}, {len(__import__('os').sched_getaffinity(0))} cores, python {platform.python_version()}")
+    print(f"machine: {platform.machine()}, {len(os.sched_getaffinity(0))} cores, python {platform.python_version()}")
     print(f"pool {args.n} rows, vocab {args.vocab}, k={args.k}, tokens {sum(map(len, corpus))}, "
           f"rows with a duplicate source {sum(len(e) > 1 for e in exclude)}")
     print(f"tokenize {tokenize_s:.1f} s | build index {build_s:.1f} s | topk all queries {topk_s:.1f} s "
-          f"({1e3 * topk_s / args.n:.2f} ms/query)")
+          f"({1e3 * topk_s / args.n:.2f} ms/query; CPU time {topk_cpu:.1f} s)")
+    print(f"load average at the end (1/5/15 min): {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(f"rank_bm25: build {oracle_build:.1f} s, {per_query:.3f} s/query on {sampled} queries -> "
           f"{oracle_total / 3600:.1f} h extrapolated; speed-up x{oracle_total / (build_s + topk_s):.0f} "
           f"(build + topk)")

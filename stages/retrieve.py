@@ -28,7 +28,8 @@ _SPARE = 16  # candidates proposed beyond k, so a few near ties rarely force the
 _BLOCK_FLOATS = 4_000_000  # float32 cells in one (queries x docs) score block: ~16 MB, cache friendly
 _HEAD_DF = 0.05  # terms in at least this share of docs are scored densely (GEMM), the rest sparsely
 _HEAD_MAX = 64
-_CHUNK = 128  # top-k prefilter: cells per chunk whose maximum is taken
+_CHUNK = 64  # top-k prefilter: cells per chunk whose maximum is taken
+_GRID = 2.0 ** 30  # weights are multiples of 1/_GRID, so float64 sums of them are exact (see _weights)
 
 
 @functools.lru_cache(maxsize=1)
@@ -142,12 +143,16 @@ class BM25Index:
         idf[idf < 0] = self.epsilon * self.average_idf
         return idf
 
-    def _saturate(self, tf: np.ndarray, dl: np.ndarray) -> np.ndarray:
-        return tf * (self.k1 + 1) / (tf + self.k1 * (1 - self.b + self.b * dl / self.avgdl))
+    def _weight(self, idf: np.ndarray, tf: np.ndarray, dl: np.ndarray) -> np.ndarray:
+        """idf * saturated tf, rounded to a multiple of 2^-30 (< 5e-10 off rank_bm25). Why: sums of
+        such values (below 2^22) are exact in float64, so a score is the same bit for bit whichever
+        path or order sums it, and docs with equal scores tie exactly, for the index tie-break."""
+        saturated = tf * (self.k1 + 1) / (tf + self.k1 * (1 - self.b + self.b * dl / self.avgdl))
+        return np.round(idf * saturated * _GRID) / _GRID
 
     def _weights(self, counts: sp.csr_matrix) -> sp.csr_matrix:
         dl = np.repeat(self.doc_len, np.diff(counts.indptr))
-        data = self.idf[counts.indices] * self._saturate(counts.data, dl) if counts.nnz else counts.data
+        data = self._weight(self.idf[counts.indices], counts.data, dl) if counts.nnz else counts.data
         return sp.csr_matrix((data, counts.indices, counts.indptr), shape=counts.shape)
 
     def _query_matrix(self, queries: list[list[str]]) -> sp.csr_matrix:
@@ -178,7 +183,9 @@ class BM25Index:
 
     def score_pairs(self, queries: list[list[str]], doc_ids: np.ndarray) -> np.ndarray:
         """(n, j) float64 scores of the given pool docs per query; an id of -1 (topk padding) gives -inf."""
-        ids = np.asarray(doc_ids, dtype=np.int64).reshape(len(queries), -1)
+        ids = np.asarray(doc_ids, dtype=np.int64)
+        if ids.ndim != 2 or len(ids) != len(queries):
+            raise UserError(f"score_pairs: doc_ids must have shape (len(queries)={len(queries)}, j), got {ids.shape}")
         if ((ids < -1) | (ids >= self.n_docs)).any():
             raise UserError(f"score_pairs: doc ids must lie in [0, {self.n_docs}) or be -1 (padding)")
         scores = self._pair_scores(self._query_matrix(queries), np.maximum(ids, 0)) if ids.size else ids * 0.0
@@ -191,7 +198,7 @@ class BM25Index:
         tf, score = Counter(doc), 0.0
         for tok in query:
             if tok in self.vocab and tok in tf:
-                score += self.idf[self.vocab[tok]] * self._saturate(tf[tok], len(doc))
+                score += self._weight(self.idf[self.vocab[tok]], tf[tok], len(doc))
         return float(score)
 
     def _fast_parts(self) -> dict:
