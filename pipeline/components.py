@@ -79,7 +79,8 @@ def make_specs(config: BuildConfig, options: RunOptions, cache_root: Path):
     specs = [
         StageSpec(Ingest(config.task, config.seed, overrides), ()),
         StageSpec(Plan(config.weights, config.seed), ("ingest",)),
-        StageSpec(Retrieve(max(config.m, config.k), config.k, config.task.retrieval_tokens, options.progress), ("ingest",)),
+        StageSpec(Retrieve(max(config.m, config.k), config.k, config.task.retrieval_tokens, options.progress,
+                            options.device), ("ingest",)),
         StageSpec(Paraphrase(lambda: parts.backend, parts.backend.identity(), config.n_paraphrases,
                              parts._embedder_identity, bool(config.paraphraser_options.get("accept_failures"))),
                   ("ingest", "plan")),

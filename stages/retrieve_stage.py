@@ -47,8 +47,9 @@ class Retrieve(Stage):
     name = "retrieve"
     version = "1"
 
-    def __init__(self, candidates: int, k: int, tokens: str = "words", progress: bool = True):
+    def __init__(self, candidates: int, k: int, tokens: str = "words", progress: bool = True, device: str = "cpu"):
         self.candidates, self.k, self.tokens, self.progress = candidates, k, tokens, progress
+        self.device = device  # exact either way, so not part of the fingerprint
 
     def params(self) -> dict[str, Any]:
         return {"candidates": self.candidates, "tokens": self.tokens, "k1": 1.5, "b": 0.75, "epsilon": 0.25}
@@ -66,14 +67,14 @@ class Retrieve(Stage):
         shared = same_source_exclusions(groups)
         exclude_pool = [shared.get(int(g), {i}) for i, g in enumerate(groups)]
         pool_idx, pool_scores = index.topk(tokenize(pool_sources), self.candidates,
-                                           exclude=exclude_pool, progress=self.progress)
+                                           exclude=exclude_pool, progress=self.progress, device=self.device)
         test_sources = tests.column("source").to_pylist()
         first_row = np.empty(len(keys), dtype=np.int64)
         first_row[groups[::-1]] = np.arange(len(groups))[::-1]
         exclude_test = [shared.get(keys[key], {int(first_row[keys[key]])}) if key in keys else set()
                         for key in map(normalize_text, test_sources)]
         test_idx, test_scores = index.topk(tokenize(test_sources), self.candidates,
-                                           exclude=exclude_test, progress=self.progress)
+                                           exclude=exclude_test, progress=self.progress, device=self.device)
         stats.rows_in = len(pool_sources) + len(test_sources)
         stats.rows_out = stats.rows_in
         stats.counters["pool_rows_sharing_a_source"] = int(sum(len(v) for v in shared.values()))
