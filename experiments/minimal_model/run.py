@@ -83,10 +83,21 @@ def _run(args: argparse.Namespace) -> dict:
     _write(args.out / "tables.md", tables + f"\nWall time: {wall:.0f} s, seeds {seeds}.\n")
     write_json_atomically(args.out / "results.json",
                           {"seeds": seeds, "config": asdict(cfg), "wall_seconds": round(wall, 1),
-                           "results": results})
+                           "results": _rounded(results)})
     print(tables)
     print(f"wall time: {wall:.0f} s")
     return results
+
+
+def _rounded(value):
+    """Floats to 5 significant digits: the JSON stays small enough to keep in the repository."""
+    if isinstance(value, float):
+        return float(f"{value:.5g}")
+    if isinstance(value, dict):
+        return {key: _rounded(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_rounded(item) for item in value]
+    return value
 
 
 def _write(path: Path, text: str) -> None:
