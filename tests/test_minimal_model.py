@@ -2,16 +2,10 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-
-# `experiments` is not an installed package; make it importable when pytest runs without the
-# repository root on sys.path (`pytest` rather than `python -m pytest`).
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from experiments.minimal_model.data import (
     CONTEXT_SAMPLERS, SmoothTarget, TaskSpec, make_batch, sample_at_cosine, sample_sphere)
