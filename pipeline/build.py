@@ -6,13 +6,11 @@ which stages will be reused.
 """
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from pipeline.errors import UserError
 from pipeline.store import publish_version
 from schemas.config import BuildConfig, RunOptions
 from stages.base import DONE_MARKER, Stage, StageResult, execute, fingerprint
@@ -90,7 +88,3 @@ def build(config: BuildConfig, options: RunOptions, log: Callable[[str], None] |
     folder = publish_version(config, options, version, inputs, results)
     log(f"wrote {folder}")
     return folder
-
-
-def write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")

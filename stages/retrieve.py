@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import re
-import sys
 import unicodedata
 from collections import Counter
 from typing import Iterable

@@ -27,7 +27,7 @@ from typing import Any
 
 from pipeline.errors import UserError
 from stages.base import write_json_atomically
-from trainer.config import CompareConfig, parse_cli
+from trainer.config import CompareConfig, run_cli
 from trainer.plots import PAPER_ORDER, probe_curves, similarity_bars
 
 
@@ -80,12 +80,7 @@ def main(cfg: CompareConfig) -> Path:
 
 
 def cli(argv: list[str] | None = None) -> int:
-    try:
-        main(parse_cli(CompareConfig, argv, __doc__))
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli(CompareConfig, main, argv, __doc__)
 
 
 if __name__ == "__main__":

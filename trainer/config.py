@@ -7,6 +7,7 @@ model defaults < YAML (`--config FILE`) < explicit command-line flags.
 from __future__ import annotations
 
 import argparse
+import sys
 import types
 import typing
 from pathlib import Path
@@ -161,3 +162,13 @@ def parse_cli(model_cls: type[Strict], argv: list[str] | None, description: str 
     args = vars(build_parser(model_cls, description).parse_args(argv))
     yaml_path = args.pop("config", None)
     return load_config(model_cls, yaml_path, args)
+
+
+def run_cli(model_cls: type[Strict], main, argv: list[str] | None, description: str | None) -> int:
+    """Parse, run `main(config)`, and turn a `UserError` into one line on stderr and exit code 2."""
+    try:
+        main(parse_cli(model_cls, argv, description))
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0

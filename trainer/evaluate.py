@@ -32,7 +32,7 @@ from typing import Any
 
 from pipeline.errors import UserError
 from stages.base import write_json_atomically
-from trainer.config import EvalConfig, parse_cli
+from trainer.config import EvalConfig, run_cli
 from trainer.data import Version, first_items, load_split, open_version
 from trainer.generate import generate_answers
 from trainer.metrics import Comet, corpus_scores, item_scores
@@ -136,12 +136,7 @@ def _print_summary(report: dict[str, Any], output: Path) -> None:
 
 
 def cli(argv: list[str] | None = None) -> int:
-    try:
-        main(parse_cli(EvalConfig, argv, __doc__))
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli(EvalConfig, main, argv, __doc__)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ import numpy as np
 
 from pipeline.errors import UserError
 from stages.base import write_json_atomically
-from trainer.config import ProbeConfig, parse_cli
+from trainer.config import ProbeConfig, run_cli
 from trainer.data import first_items, load_split, open_version
 from trainer.generate import generate_answers
 from trainer.metrics import SimilarityFn, similarity_function
@@ -150,12 +150,7 @@ def main(cfg: ProbeConfig) -> dict[str, Any]:
 
 
 def cli(argv: list[str] | None = None) -> int:
-    try:
-        main(parse_cli(ProbeConfig, argv, __doc__))
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli(ProbeConfig, main, argv, __doc__)
 
 
 if __name__ == "__main__":

@@ -38,9 +38,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import UserError
 from stages.base import write_json_atomically
-from trainer.config import TrainConfig, parse_cli
+from trainer.config import TrainConfig, run_cli
 from trainer.data import Version, fit_to_length, open_version, training_rows
 from trainer.modeling import (RUN_CONFIG, DeviceSettings, device_settings, load_model,
                               load_tokenizer, lora_config, set_threads)
@@ -144,12 +143,7 @@ def main(cfg: TrainConfig) -> dict[str, Any]:
 
 
 def cli(argv: list[str] | None = None) -> int:
-    try:
-        main(parse_cli(TrainConfig, argv, __doc__))
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli(TrainConfig, main, argv, __doc__)
 
 
 if __name__ == "__main__":
