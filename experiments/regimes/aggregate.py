@@ -1,0 +1,167 @@
+"""Pool the per-seed evaluation and probe outputs of one build and judge the paper's four claims.
+
+Seeds are pooled per model by averaging each eval row over seeds; 95% intervals come from
+resampling test items (all rows of an item together, as `trainer.report` does), so they describe
+test-set sampling, not seed spread (reported separately). Claims are judged on *paired*
+differences (the same rows scored by two models), whose intervals are tighter than comparing two
+unpaired intervals.
+"""
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.errors import UserError
+from stages.base import write_json_atomically
+from trainer.report import BIN_NAMES, bootstrap_group_means, similarity_bin
+
+REGIMES = ("zero", "random", "similar", "contrastive")
+MODELS = ("base", *REGIMES)
+IC_TRAIN = ("random", "similar", "contrastive")
+PROBES = ("iwl", "icl", "copy", "copy_nongold")
+RESAMPLES, BOOT_SEED = 1000, 0
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def seed_of(stem: str) -> int | None:
+    """`contrastive-s2` -> 2; `base` -> None (the base model has no training seed)."""
+    head, _, tail = stem.rpartition("-s")
+    return int(tail) if head and tail.isdigit() else None
+
+
+def load_predictions(eval_dir: Path, metric: str) -> dict[str, dict[int | None, dict[str, dict]]]:
+    """model -> seed -> row id -> {item, bin, score}."""
+    runs: dict[str, dict] = defaultdict(dict)
+    for path in sorted(eval_dir.glob("*.predictions.jsonl")):
+        stem = path.name[: -len(".predictions.jsonl")]
+        seed = seed_of(stem)
+        model = stem if seed is None else stem.rpartition("-s")[0]
+        runs[model][seed] = {r["id"]: {"item": f"{r['test_set']}/{r['target_id']}",
+                                       "bin": similarity_bin(r["max_sim"]), "score": float(r[metric])}
+                             for r in read_jsonl(path)}
+    if not runs:
+        raise UserError(f"{eval_dir}: no *.predictions.jsonl; run experiments.regimes.run first")
+    return dict(runs)
+
+
+def seed_mean_rows(per_seed: dict[int | None, dict[str, dict]]) -> dict[str, dict]:
+    """One row per eval row id, its score averaged over the seeds that have it."""
+    ids = set.intersection(*(set(rows) for rows in per_seed.values()))
+    return {i: {**next(iter(per_seed.values()))[i],
+                "score": float(np.mean([rows[i]["score"] for rows in per_seed.values()]))}
+            for i in sorted(ids)}
+
+
+def by_bin(rows: dict[str, dict]) -> dict[str, dict[str, Any]]:
+    values = list(rows.values())
+    stats = bootstrap_group_means([r["item"] for r in values], [r["bin"] for r in values],
+                                  [r["score"] for r in values], RESAMPLES, BOOT_SEED)
+    return {name: _rounded(stats[name]) for name in BIN_NAMES if name in stats}
+
+
+def paired_difference(a: dict[str, dict], b: dict[str, dict]) -> dict[str, dict[str, Any]]:
+    """Mean of a - b per bin over the rows both have, with an item-bootstrap 95% interval."""
+    ids = sorted(set(a) & set(b))
+    stats = bootstrap_group_means([a[i]["item"] for i in ids], [a[i]["bin"] for i in ids],
+                                  [a[i]["score"] - b[i]["score"] for i in ids], RESAMPLES, BOOT_SEED)
+    return {name: _rounded(stats[name]) for name in BIN_NAMES if name in stats}
+
+
+def _rounded(stats: dict[str, Any]) -> dict[str, Any]:
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in stats.items()}
+
+
+def sign_of(diff: dict[str, Any]) -> int:
+    """+1 / -1 when the interval excludes 0 on that side, else 0."""
+    return 1 if diff["low"] > 0 else -1 if diff["high"] < 0 else 0
+
+
+def _diff(pooled, a: str, b: str, bin_name: str) -> dict[str, Any]:
+    return {"pair": f"{a} - {b}", "bin": bin_name, **paired_difference(pooled[a], pooled[b])[bin_name]}
+
+
+def judge_worst(pooled, model: str, others: tuple[str, ...], bin_name: str) -> dict[str, Any]:
+    """`model` is worst in the bin: below every other (supported only if every gap excludes 0)."""
+    diffs = [_diff(pooled, model, other, bin_name) for other in others if other != model]
+    signs = [sign_of(d) for d in diffs]
+    verdict = ("supported" if all(s < 0 for s in signs) else
+               "contradicted" if any(s > 0 for s in signs) else "inconclusive")
+    lowest = all(d["mean"] < 0 for d in diffs)
+    return {"verdict": verdict, "lowest_mean": lowest, "differences": diffs}
+
+
+def judge_contrastive(pooled, table) -> dict[str, Any]:
+    """Claim (d): per bin, contrastive is the best model or its gap to the best includes 0."""
+    per_bin, verdicts = {}, []
+    for bin_name in [b for b in BIN_NAMES if all(b in table[m] for m in MODELS)]:
+        best = max(MODELS, key=lambda m: table[m][bin_name]["mean"])
+        if best == "contrastive":
+            per_bin[bin_name], verdict = {"best": best}, "supported"
+        else:
+            diff = _diff(pooled, "contrastive", best, bin_name)
+            verdict = "contradicted" if sign_of(diff) < 0 else "supported"
+            per_bin[bin_name] = {"best": best, "difference": diff}
+        per_bin[bin_name]["verdict"] = verdict
+        verdicts.append(verdict)
+    return {"verdict": "contradicted" if "contradicted" in verdicts else "supported", "bins": per_bin}
+
+
+def judge_copy(probes: dict[str, Any]) -> dict[str, Any]:
+    """Claim (c), second half: similar has the highest final copy score (mean over seeds)."""
+    final = {r: probes[r]["final"]["copy_nongold"] for r in REGIMES if r in probes}
+    ranked = sorted(final, key=lambda r: final[r]["mean"], reverse=True)
+    top, runner = ranked[0], ranked[1]
+    # seed ranges must not overlap, and one seed cannot show that
+    clear = probes[top]["seeds"] > 1 and final[top]["min"] > final[runner]["max"]
+    verdict = ("supported" if top == "similar" and clear else
+               "contradicted" if top != "similar" and probes[top]["seeds"] > 1
+               and final[top]["min"] > final["similar"]["max"]
+               else "inconclusive")
+    return {"verdict": verdict, "highest": top, "final_copy_nongold": final}
+
+
+def judge_claims(pooled, table, probes) -> dict[str, Any]:
+    copy = judge_copy(probes)
+    low = judge_worst(pooled, "similar", IC_TRAIN, "low")
+    both = [low["verdict"], copy["verdict"]]
+    return {
+        "a_zero_loses_icl_high": judge_worst(pooled, "zero", ("base", "contrastive"), "high"),
+        "b_random_worst_high": judge_worst(pooled, "random", IC_TRAIN, "high"),
+        "c_similar_worst_low_copies_most": {
+            "verdict": both[0] if both[0] == both[1] else
+            "contradicted" if "contradicted" in both else "inconclusive",
+            "worst_low": low, "copies_most": copy},
+        "d_contrastive_best_or_tied": judge_contrastive(pooled, table),
+    }
+
+
+def probe_summary(train_dir: Path) -> dict[str, Any]:
+    """regime -> step -> probe -> mean/min/max over seeds (test set `all`), plus the last step."""
+    out: dict[str, Any] = {}
+    for regime in REGIMES:
+        histories = [json.loads(p.read_text(encoding="utf-8"))["history"]
+                     for p in sorted(train_dir.glob(f"{regime}-s*/probes.json"))]
+        if not histories:
+            continue
+        steps = sorted(set.intersection(*({h["step"] for h in hist} for hist in histories)))
+        curve = {}
+        for step in steps:
+            points = [next(h["scores"]["all"] for h in hist if h["step"] == step) for hist in histories]
+            curve[step] = {name: _spread([p[name] for p in points if p[name] is not None])
+                           for name in PROBES}
+        out[regime] = {"seeds": len(histories), "curve": curve, "final": curve[steps[-1]]}
+    return out
+
+
+def _spread(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"mean": float("nan"), "min": float("nan"), "max": float("nan")}
+    return {"mean": round(float(np.mean(values)), 4), "min": round(float(min(values)), 4),
+            "max": round(float(max(values)), 4)}

@@ -1,0 +1,61 @@
+"""Figure 3 (accuracy by similarity bin, seeds pooled) and Figure 4 (probe curves, seed range)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from trainer.plots import _pyplot, _save, colour_of
+from trainer.report import BIN_NAMES
+
+from .aggregate import PROBES
+
+PROBE_TITLES = {"iwl": "IWL", "icl": "ICL", "copy": "copy", "copy_nongold": "copy (non-gold)"}
+
+
+def figure3(results: dict[str, Any], output: Path) -> Path:
+    """One bar per model per bin, seeds pooled, with the item-bootstrap 95% interval."""
+    plt = _pyplot()
+    table = results["by_bin"]
+    width = 0.8 / max(len(table), 1)
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    for k, (model, bins) in enumerate(table.items()):
+        present = [(b, bins[name]) for b, name in enumerate(BIN_NAMES) if name in bins]
+        xs = [b - 0.4 + width * (k + 0.5) for b, _ in present]
+        means = [s["mean"] for _, s in present]
+        errs = [[max(s["mean"] - s["low"], 0) for _, s in present],
+                [max(s["high"] - s["mean"], 0) for _, s in present]]
+        seeds = len(results["seeds"][model]) or 1
+        ax.bar(xs, means, width, yerr=errs, capsize=2, color=colour_of(model, k),
+               label=f"{model} ({seeds} seed{'s' if seeds > 1 else ''})")
+    ax.set_xticks(range(len(BIN_NAMES)), [n.capitalize() for n in BIN_NAMES])
+    ax.set_xlabel("max target-context similarity of the eval row")
+    ax.set_ylabel(results["dataset"]["primary_metric"])
+    ax.set_title(f"{results['dataset']['task']} {results['dataset']['version'][:12]}, id+ood")
+    ax.legend(fontsize=7, loc="upper left")
+    _save(fig, output)
+    plt.close(fig)
+    return Path(output)
+
+
+def figure4(results: dict[str, Any], output: Path) -> Path:
+    """One panel per probe; per regime the mean over seeds, shaded from the lowest to highest seed."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(PROBES), figsize=(4 * len(PROBES), 3.2), sharey=True)
+    for k, (regime, summary) in enumerate(results["probes"].items()):
+        steps = sorted(summary["curve"], key=int)
+        for ax, probe in zip(axes, PROBES):
+            points = [summary["curve"][s][probe] for s in steps]
+            xs = [int(s) for s in steps]
+            colour = colour_of(regime, k)
+            ax.plot(xs, [p["mean"] for p in points], marker="o", markersize=3, color=colour,
+                    label=f"{regime} ({summary['seeds']})")
+            ax.fill_between(xs, [p["min"] for p in points], [p["max"] for p in points],
+                            color=colour, alpha=0.15, linewidth=0)
+    for ax, probe in zip(axes, PROBES):
+        ax.set_title(PROBE_TITLES[probe])
+        ax.set_xlabel("training step")
+    axes[0].set_ylabel("chrF / 100")
+    axes[-1].legend(fontsize=7, loc="best")
+    _save(fig, output)
+    plt.close(fig)
+    return Path(output)

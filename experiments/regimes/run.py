@@ -1,0 +1,128 @@
+"""Command line: build align-synth, fine-tune every regime per seed, evaluate, aggregate, plot.
+
+    python -m experiments.regimes.run --seeds 0 1 2
+
+Every step is a call of the project's own commands (`pipeline build`, `trainer/sft.py`,
+`trainer/evaluate.py`), printed before it runs and logged under `<work>/logs/`, so each number in
+the report can be regenerated one command at a time. A step whose output already exists is
+skipped, so an interrupted run resumes where it stopped. At most `--jobs` steps run at once,
+each on one torch thread, because the machines this was written for have two shared cores.
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from pipeline.errors import UserError
+
+from .aggregate import REGIMES
+from .summary import write_results
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds")
+    parser.add_argument("--model", default="models/smollm2-135m", help="converted SmolLM2 folder")
+    parser.add_argument("--work", type=Path, default=Path("runs/regimes"),
+                        help="datasets, adapters, reports and logs (git-ignored)")
+    parser.add_argument("--name", default="default", help="name of this build in results")
+    parser.add_argument("--steps", type=int, default=40, help="optimizer steps, every regime")
+    parser.add_argument("--probe-every", type=int, default=10)
+    parser.add_argument("--probe-limit", type=int, default=5, help="probe items per test set")
+    parser.add_argument("--eval-limit", type=int, default=10, help="eval items per test set")
+    parser.add_argument("--jobs", type=int, default=2, help="steps run at once (1 thread each)")
+    parser.add_argument("--build-arg", action="append", default=[],
+                        help="extra `pipeline build` flag, e.g. --build-arg=--eps=0")
+    parser.add_argument("--pool-size", type=int, default=600)
+    parser.add_argument("--results", type=Path, default=HERE / "results")
+    parser.add_argument("--figures", type=Path, default=HERE / "figures")
+    parser.add_argument("--dry-run", action="store_true", help="print the commands only")
+    return parser.parse_args(argv)
+
+
+def run_step(command: list[str], log: Path, dry_run: bool) -> float:
+    """Run one command with its output in `log`; returns its wall time in seconds."""
+    print("$ " + shlex.join(command), flush=True)
+    if dry_run:
+        return 0.0
+    log.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    with log.open("w", encoding="utf-8") as out:
+        done = subprocess.run(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise UserError(f"{log}: `{shlex.join(command)}` failed (exit {done.returncode}); "
+                        "read the log, fix the cause and rerun (finished steps are kept)")
+    print(f"  done in {seconds:.0f}s: {log}", flush=True)
+    return seconds
+
+
+def build_dataset(args: argparse.Namespace) -> Path:
+    """Build (or reuse, the pipeline caches by content) the version; returns its folder."""
+    out = args.work / args.name
+    command = ["pipeline", "build", "--task", "align-synth", "--out", str(out), "--seed", "0",
+               "--pool-size", str(args.pool_size), "--test-size", "40", "--ood-size", "20",
+               "--probe-size", "10", "--no-progress", *args.build_arg]
+    run_step(command, args.work / "logs" / f"{args.name}-build.log", args.dry_run)
+    return (out / "align-synth" / "latest").resolve() if not args.dry_run else out
+
+
+def train_command(args, data: Path, regime: str, seed: int, folder: Path) -> list[str]:
+    return [sys.executable, "trainer/sft.py", "--data", str(data), "--regime", regime,
+            "--model", args.model, "--output-dir", str(folder), "--max-steps", str(args.steps),
+            "--seed", str(seed), "--probe-every", str(args.probe_every),
+            "--limit", str(args.probe_limit), "--threads", "1", "--logging-steps", "5"]
+
+
+def eval_command(args, data: Path, report: Path, adapter: Path | None) -> list[str]:
+    model = ["--adapter", str(adapter)] if adapter else ["--model", args.model]
+    return [sys.executable, "trainer/evaluate.py", "--data", str(data), *model,
+            "--output", str(report), "--limit", str(args.eval_limit), "--threads", "1"]
+
+
+def regime_chain(args, data: Path, regime: str, seed: int) -> None:
+    """Train one adapter, then evaluate it; each half is skipped when its output exists."""
+    base = args.work / args.name
+    folder, report = base / "train" / f"{regime}-s{seed}", base / "eval" / f"{regime}-s{seed}.json"
+    logs = args.work / "logs"
+    if not (folder / "run_config.json").is_file():
+        run_step(train_command(args, data, regime, seed, folder),
+                 logs / f"{args.name}-train-{regime}-s{seed}.log", args.dry_run)
+    if not report.is_file():
+        run_step(eval_command(args, data, report, folder),
+                 logs / f"{args.name}-eval-{regime}-s{seed}.log", args.dry_run)
+
+
+def base_chain(args, data: Path) -> None:
+    report = args.work / args.name / "eval" / "base.json"
+    if not report.is_file():
+        run_step(eval_command(args, data, report, None),
+                 args.work / "logs" / f"{args.name}-eval-base.log", args.dry_run)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    data = build_dataset(args)
+    chains = [lambda: base_chain(args, data)]
+    chains += [lambda r=regime, s=seed: regime_chain(args, data, r, s)
+               for seed in args.seeds for regime in REGIMES]
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        for future in [pool.submit(chain) for chain in chains]:
+            future.result()
+    print(f"all steps done in {time.perf_counter() - started:.0f}s", flush=True)
+    if not args.dry_run:
+        write_results(args.work / args.name, args.name, args.results, args.figures)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

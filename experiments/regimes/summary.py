@@ -1,0 +1,138 @@
+"""Results JSON, markdown tables and figures of one build of the regime comparison.
+
+    python -m experiments.regimes.summary --work runs/regimes/default --name default
+
+Reads `<work>/eval/*.json|*.predictions.jsonl` and `<work>/train/*/{run_config,probes}.json`
+written by `experiments.regimes.run`, so it can be rerun after more seeds finish.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from stages.base import write_json_atomically
+from trainer.report import BIN_NAMES
+
+from .aggregate import (MODELS, PROBES, REGIMES, by_bin, judge_claims, load_predictions,
+                        probe_summary, seed_mean_rows)
+from .figures import figure3, figure4
+
+HERE = Path(__file__).resolve().parent
+
+
+def run_records(work: Path) -> dict[str, Any]:
+    """Wall times, losses and adapter settings of every training and evaluation run."""
+    trains = {}
+    for path in sorted((work / "train").glob("*/run_config.json")):
+        record = json.loads(path.read_text(encoding="utf-8"))
+        cfg = record["config"]
+        trains[path.parent.name] = {
+            "regime": cfg["regime"], "seed": cfg["seed"], "steps": record["train"]["steps"],
+            "seconds": record["train"]["seconds"], "train_loss": round(record["train"]["train_loss"], 4),
+            "device": record["device"], "dtype": record["dtype"],
+            "adapter": {k: cfg[k] for k in ("lora_r", "lora_alpha", "lora_dropout", "lora_targets",
+                                            "learning_rate", "batch_size", "grad_accum", "max_length")}}
+    evals = {}
+    for path in sorted((work / "eval").glob("*.json")):
+        report = json.loads(path.read_text(encoding="utf-8"))
+        evals[path.stem] = {"rows": report["rows"], "items": report["items"],
+                            "seconds": report["generation"]["seconds"]}
+    return {"train": trains, "eval": evals}
+
+
+def dataset_identity(work: Path) -> dict[str, Any]:
+    report = json.loads((work / "eval" / "base.json").read_text(encoding="utf-8"))
+    identity = dict(report["dataset"])
+    identity.pop("folder", None)  # a machine path, not part of the version
+    return {**identity, "primary_metric": report["primary_metric"]}
+
+
+def collect(work: Path) -> dict[str, Any]:
+    dataset = dataset_identity(work)
+    predictions = load_predictions(work / "eval", dataset["primary_metric"])
+    models = [m for m in MODELS if m in predictions]
+    pooled = {m: seed_mean_rows(predictions[m]) for m in models}
+    table = {m: by_bin(pooled[m]) for m in models}
+    per_seed = {m: {"-" if s is None else str(s): {b: v["mean"] for b, v in by_bin(rows).items()}
+                    for s, rows in sorted(predictions[m].items(), key=lambda kv: kv[0] or 0)}
+                for m in models}
+    probes = probe_summary(work / "train")
+    complete = set(MODELS) <= set(models) and set(REGIMES) <= set(probes)
+    return {"dataset": dataset, "seeds": {m: sorted(s for s in predictions[m] if s is not None)
+                                          for m in models},
+            "by_bin": table, "by_bin_per_seed": per_seed, "probes": probes,
+            "claims": judge_claims(pooled, table, probes) if complete else None,
+            "runs": run_records(work)}
+
+
+def _cell(stats: dict[str, Any]) -> str:
+    return f"{stats['mean']:.3f} [{stats['low']:.3f}, {stats['high']:.3f}]"
+
+
+def markdown(results: dict[str, Any]) -> str:
+    table = results["by_bin"]
+    lines = ["| model | seeds | " + " | ".join(f"{b} (rows)" for b in BIN_NAMES) + " |",
+             "|---|---|" + "---|" * len(BIN_NAMES)]
+    for model, bins in table.items():
+        seeds = ",".join(map(str, results["seeds"][model])) or "-"
+        lines.append(f"| {model} | {seeds} | " + " | ".join(
+            f"{_cell(bins[b])} ({bins[b]['rows']})" if b in bins else "-" for b in BIN_NAMES) + " |")
+    lines += ["", "| model | seed | " + " | ".join(BIN_NAMES) + " |", "|---|---|" + "---|" * len(BIN_NAMES)]
+    for model, seeds in results["by_bin_per_seed"].items():
+        for seed, bins in seeds.items():
+            lines.append(f"| {model} | {seed} | " + " | ".join(
+                f"{bins[b]:.3f}" if b in bins else "-" for b in BIN_NAMES) + " |")
+    lines += ["", "| regime | seeds | " + " | ".join(PROBES) + " |", "|---|---|" + "---|" * len(PROBES)]
+    for regime, summary in results["probes"].items():
+        final = summary["final"]
+        lines.append(f"| {regime} | {summary['seeds']} | " + " | ".join(
+            f"{final[p]['mean']:.3f} ({final[p]['min']:.3f}-{final[p]['max']:.3f})" for p in PROBES) + " |")
+    return "\n".join(lines) + "\n\n" + claims_markdown(results["claims"])
+
+
+def claims_markdown(claims: dict[str, Any] | None) -> str:
+    if not claims:
+        return "claims: not judged (some models or probes are missing)\n"
+    lines = ["| claim | verdict | paired differences, mean [95% interval] |", "|---|---|---|"]
+    for name, claim in claims.items():
+        parts = [claim.get("differences", [])]
+        if "worst_low" in claim:
+            parts = [claim["worst_low"]["differences"]]
+        if "bins" in claim:
+            parts = [[b["difference"] for b in claim["bins"].values() if "difference" in b]]
+        diffs = "; ".join(f"{d['pair']} ({d['bin']}) {_cell(d)}" for d in parts[0])
+        if "copies_most" in claim:
+            diffs += f"; highest final copy_nongold: {claim['copies_most']['highest']}"
+        lines.append(f"| {name} | {claim['verdict']} | {diffs or 'contrastive is best in every bin'} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_results(work: Path, name: str, results_dir: Path, figures_dir: Path) -> dict[str, Any]:
+    results = collect(Path(work))
+    results_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomically(results_dir / f"{name}.json", results)
+    tmp = results_dir / f".{name}.md.tmp"
+    tmp.write_text(markdown(results), encoding="utf-8")
+    tmp.replace(results_dir / f"{name}.md")
+    figure3(results, figures_dir / f"{name}_figure3.png")
+    if results["probes"]:
+        figure4(results, figures_dir / f"{name}_figure4.png")
+    print(markdown(results))
+    return results
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=Path("runs/regimes/default"))
+    parser.add_argument("--name", default="default")
+    parser.add_argument("--results", type=Path, default=HERE / "results")
+    parser.add_argument("--figures", type=Path, default=HERE / "figures")
+    args = parser.parse_args(argv)
+    write_results(args.work, args.name, args.results, args.figures)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

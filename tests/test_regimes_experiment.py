@@ -1,0 +1,92 @@
+"""Aggregation and claim verdicts of experiments/regimes on hand-made reports (no model is run)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from experiments.regimes.aggregate import (judge_worst, paired_difference, seed_mean_rows,
+                                           seed_of)
+from experiments.regimes.summary import write_results
+
+ITEMS = 12
+# exact match per model in the (low, high) bins: built so that every claim holds clearly
+SCORES = {"base": (0.0, 1.0), "zero": (0.0, 0.0), "random": (1.0, 0.0),
+          "similar": (0.0, 1.0), "contrastive": (1.0, 1.0)}
+
+
+def _rows(low: float, high: float) -> list[dict]:
+    rows = []
+    for i in range(ITEMS):
+        for context, max_sim, score in (("random", 0.1, low), ("near", 0.9, high)):
+            rows.append({"id": f"eval-{context}-{i}", "target_id": f"t{i}", "test_set": "id",
+                         "eval_context": context, "max_sim": max_sim, "target": "a",
+                         "prediction": "a" if score else "b", "exact_match": score})
+    return rows
+
+
+def _write_model(work: Path, stem: str, low: float, high: float) -> None:
+    (work / "eval").mkdir(parents=True, exist_ok=True)
+    lines = "".join(json.dumps(r) + "\n" for r in _rows(low, high))
+    (work / "eval" / f"{stem}.predictions.jsonl").write_text(lines, encoding="utf-8")
+    report = {"dataset": {"task": "align-synth", "version": "abc123", "folder": "/somewhere"},
+              "primary_metric": "exact_match", "rows": 2 * ITEMS, "items": ITEMS,
+              "generation": {"seconds": 1.0}}
+    (work / "eval" / f"{stem}.json").write_text(json.dumps(report), encoding="utf-8")
+
+
+def _write_training(work: Path, regime: str, seed: int, copy: float) -> None:
+    folder = work / "train" / f"{regime}-s{seed}"
+    folder.mkdir(parents=True)
+    cfg = {"regime": regime, "seed": seed, "lora_r": 16, "lora_alpha": 16, "lora_dropout": 0.05,
+           "lora_targets": "qkv", "learning_rate": 2e-4, "batch_size": 2, "grad_accum": 1,
+           "max_length": 1024}
+    record = {"config": cfg, "device": "cpu", "dtype": "float32",
+              "train": {"steps": 4, "seconds": 2.0, "train_loss": 1.0}}
+    (folder / "run_config.json").write_text(json.dumps(record), encoding="utf-8")
+    scores = {"iwl": 0.5, "icl": 0.5, "copy": copy, "copy_nongold": copy, "items": 3}
+    history = [{"step": step, "scores": {"all": scores}} for step in (0, 2, 4)]
+    (folder / "probes.json").write_text(json.dumps({"history": history}), encoding="utf-8")
+
+
+@pytest.fixture
+def work(tmp_path: Path) -> Path:
+    work = tmp_path / "work"
+    _write_model(work, "base", *SCORES["base"])
+    for regime in ("zero", "random", "similar", "contrastive"):
+        for seed in (0, 1):
+            _write_model(work, f"{regime}-s{seed}", *SCORES[regime])
+            _write_training(work, regime, seed, 0.9 if regime == "similar" else 0.1 + 0.01 * seed)
+    return work
+
+
+def test_every_claim_is_supported_when_the_data_say_so(work: Path, tmp_path: Path) -> None:
+    results = write_results(work, "demo", tmp_path / "results", tmp_path / "figures")
+    verdicts = {name: claim["verdict"] for name, claim in results["claims"].items()}
+    assert set(verdicts.values()) == {"supported"}, verdicts
+    assert results["by_bin"]["contrastive"]["high"]["mean"] == 1.0
+    assert results["seeds"]["random"] == [0, 1] and results["seeds"]["base"] == []
+    assert "folder" not in results["dataset"]
+    assert (tmp_path / "figures" / "demo_figure3.png").stat().st_size > 0
+    assert (tmp_path / "figures" / "demo_figure4.png").stat().st_size > 0
+    assert "supported" in (tmp_path / "results" / "demo.md").read_text(encoding="utf-8")
+
+
+def test_seeds_are_averaged_per_row_and_ties_are_inconclusive() -> None:
+    one = {r["id"]: {"item": r["target_id"], "bin": "high" if r["max_sim"] > 0.5 else "low",
+                     "score": r["exact_match"]} for r in _rows(0.0, 1.0)}
+    other = {k: {**v, "score": 1.0 - v["score"]} for k, v in one.items()}
+    mean = seed_mean_rows({0: one, 1: other})
+    assert {round(v["score"], 3) for v in mean.values()} == {0.5}
+    diff = paired_difference(one, other)
+    assert diff["high"]["mean"] == 1.0 and diff["low"]["mean"] == -1.0
+    pooled = {"a": mean, "b": mean}
+    assert judge_worst(pooled, "a", ("a", "b"), "high")["verdict"] == "inconclusive"
+    assert judge_worst({"a": one, "b": other}, "a", ("b",), "high")["verdict"] == "contradicted"
+
+
+def test_seed_is_read_from_the_report_name() -> None:
+    assert seed_of("contrastive-s2") == 2
+    assert seed_of("base") is None
+    assert seed_of("one-similar") is None
