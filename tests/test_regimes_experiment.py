@@ -90,3 +90,20 @@ def test_seed_is_read_from_the_report_name() -> None:
     assert seed_of("contrastive-s2") == 2
     assert seed_of("base") is None
     assert seed_of("one-similar") is None
+
+
+def test_ablation_compares_each_build_to_the_first_on_paired_rows(tmp_path: Path) -> None:
+    from experiments.regimes.ablation import ablation, markdown
+
+    for name, (low, high) in {"default": (1.0, 1.0), "eps0": (0.0, 1.0)}.items():
+        work = tmp_path / name
+        _write_model(work, "contrastive-s0", low, high)
+        latest = work / "align-synth" / "latest"
+        latest.mkdir(parents=True)
+        weights = {"random": 0.2, "similar": 0.2, "near": 0.5, "paraphrase": 0.1 if low else 0.0}
+        (latest / "manifest.json").write_text(json.dumps({"config": {"weights": weights}}))
+    table = ablation(tmp_path, ["default", "eps0"])
+    assert table["default"]["minus_default"] is None
+    assert table["eps0"]["minus_default"]["low"]["mean"] == -1.0
+    assert table["eps0"]["minus_default"]["high"]["mean"] == 0.0
+    assert "0.2/0.2/0.5/0" in markdown(table, "default")

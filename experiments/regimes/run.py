@@ -20,7 +20,7 @@ from pathlib import Path
 
 from pipeline.errors import UserError
 
-from .aggregate import REGIMES
+from .aggregate import MODELS, REGIMES
 from .summary import write_results
 
 HERE = Path(__file__).resolve().parent
@@ -38,6 +38,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--probe-every", type=int, default=10)
     parser.add_argument("--probe-limit", type=int, default=5, help="probe items per test set")
     parser.add_argument("--eval-limit", type=int, default=10, help="eval items per test set")
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS,
+                        help="models to run (the ablation needs only contrastive)")
     parser.add_argument("--jobs", type=int, default=2, help="steps run at once (1 thread each)")
     parser.add_argument("--build-arg", action="append", default=[],
                         help="extra `pipeline build` flag, e.g. --build-arg=--eps=0")
@@ -112,9 +114,9 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
     data = build_dataset(args)
-    chains = [lambda: base_chain(args, data)]
+    chains = [lambda: base_chain(args, data)] if "base" in args.models else []
     chains += [lambda r=regime, s=seed: regime_chain(args, data, r, s)
-               for seed in args.seeds for regime in REGIMES]
+               for seed in args.seeds for regime in REGIMES if regime in args.models]
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         for future in [pool.submit(chain) for chain in chains]:
             future.result()

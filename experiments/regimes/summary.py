@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pipeline.errors import UserError
 from stages.base import write_json_atomically
 from trainer.report import BIN_NAMES
 
@@ -43,7 +44,10 @@ def run_records(work: Path) -> dict[str, Any]:
 
 
 def dataset_identity(work: Path) -> dict[str, Any]:
-    report = json.loads((work / "eval" / "base.json").read_text(encoding="utf-8"))
+    first = min((work / "eval").glob("*.json"), default=None)
+    if first is None:
+        raise UserError(f"{work}/eval: no evaluation reports; run experiments.regimes.run first")
+    report = json.loads(first.read_text(encoding="utf-8"))
     identity = dict(report["dataset"])
     identity.pop("folder", None)  # a machine path, not part of the version
     return {**identity, "primary_metric": report["primary_metric"]}

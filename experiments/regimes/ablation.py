@@ -1,0 +1,88 @@
+"""The paper's mix ablation: contrastive training data without paraphrases (eps = 0) or without
+the random and similar kinds (p = 0), against the default mix, on the same eval rows.
+
+    python -m experiments.regimes.run --seeds 0 1 2 --models contrastive --name eps0 --build-arg=--eps=0
+    python -m experiments.regimes.run --seeds 0 1 2 --models contrastive --name p0 --build-arg=--p=0
+    python -m experiments.regimes.ablation --work runs/regimes --names default eps0 p0
+
+The builds differ only in the contrastive training split (their eval splits are the same rows,
+checked here), so each variant is compared to the default by paired differences per bin.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import UserError
+from stages.base import write_json_atomically
+
+from .aggregate import by_bin, load_predictions, paired_difference, seed_mean_rows
+from .figures import figure3
+
+HERE = Path(__file__).resolve().parent
+
+
+def build_weights(work: Path) -> dict[str, float]:
+    manifest = work / "align-synth" / "latest" / "manifest.json"
+    return json.loads(manifest.read_text(encoding="utf-8"))["config"]["weights"]
+
+
+def contrastive_rows(work: Path) -> tuple[dict[str, dict], list[int]]:
+    runs = load_predictions(work / "eval", "exact_match").get("contrastive")
+    if not runs:
+        raise UserError(f"{work}/eval: no contrastive-s*.predictions.jsonl; run the build first")
+    return seed_mean_rows(runs), sorted(runs)
+
+
+def ablation(work: Path, names: list[str]) -> dict[str, Any]:
+    rows = {name: contrastive_rows(work / name) for name in names}
+    reference = names[0]
+    if any(set(r) != set(rows[reference][0]) for r, _ in rows.values()):
+        raise UserError(f"{work}: the builds' eval rows differ; rebuild them with the same "
+                        "pool, test and seed options")
+    return {name: {"weights": build_weights(work / name), "seeds": seeds,
+                   "by_bin": by_bin(pooled),
+                   "minus_" + reference: None if name == reference
+                   else paired_difference(pooled, rows[reference][0])}
+            for name, (pooled, seeds) in rows.items()}
+
+
+def markdown(table: dict[str, Any], reference: str) -> str:
+    cell = lambda s: f"{s['mean']:.3f} [{s['low']:.3f}, {s['high']:.3f}]"  # noqa: E731
+    bins = list(next(iter(table.values()))["by_bin"])
+    lines = ["| build | weights (random/similar/near/paraphrase) | seeds | "
+             + " | ".join(bins) + f" | minus {reference}: " + " / ".join(bins) + " |",
+             "|---|---|---|" + "---|" * (len(bins) + 1)]
+    for name, entry in table.items():
+        w = entry["weights"]
+        mix = "/".join(f"{w[k]:g}" for k in ("random", "similar", "near", "paraphrase"))
+        diff = entry["minus_" + reference]
+        diffs = " / ".join(cell(diff[b]) for b in bins) if diff else "-"
+        lines.append(f"| {name} | {mix} | {','.join(map(str, entry['seeds']))} | "
+                     + " | ".join(cell(entry["by_bin"][b]) for b in bins) + f" | {diffs} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=Path("runs/regimes"))
+    parser.add_argument("--names", nargs="+", default=["default", "eps0", "p0"])
+    parser.add_argument("--results", type=Path, default=HERE / "results")
+    parser.add_argument("--figures", type=Path, default=HERE / "figures")
+    args = parser.parse_args(argv)
+    table = ablation(args.work, args.names)
+    write_json_atomically(args.results / "ablation.json", table)
+    text = markdown(table, args.names[0])
+    (args.results / "ablation.md").write_text(text, encoding="utf-8")
+    plot = {"dataset": {"task": "align-synth", "version": "ablation", "primary_metric": "exact_match"},
+            "by_bin": {f"contrastive/{n}": e["by_bin"] for n, e in table.items()},
+            "seeds": {f"contrastive/{n}": e["seeds"] for n, e in table.items()}}
+    figure3(plot, args.figures / "ablation_figure3.png")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
