@@ -7,8 +7,10 @@ bytes, README excluded), never by its absolute install path, and the fast path i
 precision and batching scheme.
 
 Fast path (`fast=True`): texts are sorted by token count and cut into batches, so a batch pads
-to almost nothing (`encode` sorts by characters, which wastes about 10% on padding). On CPU the
-Linear layers run in int8 (`FixedRangeInt8Linear`); on CUDA the model runs in fp16. `fast=False` is plain fp32 `SentenceTransformer.encode`.
+to almost nothing (`encode` sorts by characters, which pads about 10% more tokens). On CPU the
+encoder's Linear layers except the FFN down-projections run in int8 (`_fixed_range_linear`:
+cosine to plain fp32 >= 0.99 on every sentence benchmarked, see bench/RESULTS.md); on CUDA the
+model runs in fp16. `fast=False` is plain fp32 `SentenceTransformer.encode`.
 """
 from __future__ import annotations
 
@@ -128,7 +130,7 @@ def _fixed_range_linear(linear, absmax, lowest, highest, alpha: float = 0.85, ma
     outlier channels into the weights. The input is clamped to its calibrated range and an anchor
     row holding that range's ends is appended, which pins the dynamic quantiser's scale: a text's
     vector then no longer depends on which texts share its batch (cache-safe, reproducible), up
-    to rare int8 rounding flips set off by fp32 rounding noise (cosine >= 0.999)."""
+    to rare int8 rounding flips set off by fp32 rounding noise (cosine >= 0.998 in the benchmark)."""
     import torch
     from torch.ao.quantization import per_channel_dynamic_qconfig
 
@@ -201,7 +203,7 @@ def _precision(device: str, fast: bool) -> str:
         return "fp32"
     if device.startswith("cuda"):
         return "fp16"
-    return _INT8 if int8_available() else "fp32"
+    return _INT8 if device == "cpu" and int8_available() else "fp32"
 
 
 def _dimension(model) -> int:
