@@ -4,6 +4,7 @@
     pipeline build --task en-lt --train europarl.tsv --test flores.tsv --test-ood emea.tsv --paraphraser none
     pipeline versions --task align-synth --out runs
     pipeline show runs/align-synth/latest
+    pipeline publish runs/en-lt/latest --repo-id your-name/ictrain-en-lt
 
 `build` prints the version folder as the last line of standard output; progress and stage
 reports go to standard error. Bad input exits with status 2 and one line saying what to fix.
@@ -67,6 +68,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     s = sub.add_parser("show", help="counts and two rendered prompts per split of a version folder")
     s.add_argument("path")
     sub.add_parser("tasks", help="list the built-in tasks")
+    pub = sub.add_parser("publish", help="upload a version folder to a Hub dataset repository")
+    pub.add_argument("path")
+    pub.add_argument("--repo-id", required=True, help="e.g. your-name/ictrain-en-lt")
+    pub.add_argument("--private", action="store_true")
     return parser.parse_args(argv)
 
 
@@ -135,6 +140,11 @@ def main(argv: list[str] | None = None) -> int:
             return inspect.cmd_versions(args.out, args.task)
         if args.command == "show":
             return inspect.cmd_show(Path(args.path))
+        if args.command == "publish":
+            from pipeline.publish import publish_version_folder
+
+            print(publish_version_folder(Path(args.path), args.repo_id, args.private))
+            return 0
         print("\n".join(builtin_tasks()))
         return 0
     except UserError as exc:
