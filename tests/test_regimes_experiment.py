@@ -22,7 +22,8 @@ def _rows(low: float, high: float) -> list[dict]:
         for context, max_sim, score in (("random", 0.1, low), ("near", 0.9, high)):
             rows.append({"id": f"eval-{context}-{i}", "target_id": f"t{i}", "test_set": "id",
                          "eval_context": context, "max_sim": max_sim, "target": "a",
-                         "prediction": "a" if score else "b", "exact_match": score})
+                         "prediction": "a" if score else "b", "exact_match": score,
+                         "chrf": 100.0 * score})
     return rows
 
 
@@ -65,6 +66,8 @@ def test_every_claim_is_supported_when_the_data_say_so(work: Path, tmp_path: Pat
     results = write_results(work, "demo", tmp_path / "results", tmp_path / "figures")
     verdicts = {name: claim["verdict"] for name, claim in results["claims"].items()}
     assert set(verdicts.values()) == {"supported"}, verdicts
+    assert {c["verdict"] for c in results["chrf"]["claims"].values()} == {"supported"}
+    assert results["chrf"]["by_bin"]["random"]["low"]["mean"] == 1.0
     assert results["by_bin"]["contrastive"]["high"]["mean"] == 1.0
     assert results["seeds"]["random"] == [0, 1] and results["seeds"]["base"] == []
     assert "folder" not in results["dataset"]

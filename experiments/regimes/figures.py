@@ -13,11 +13,22 @@ PROBE_TITLES = {"iwl": "IWL", "icl": "ICL", "copy": "copy", "copy_nongold": "cop
 
 
 def figure3(results: dict[str, Any], output: Path) -> Path:
-    """One bar per model per bin, seeds pooled, with the item-bootstrap 95% interval."""
+    """One bar per model per bin, seeds pooled, with the item-bootstrap 95% interval; a second
+    panel with chrF/100 where the results carry it."""
     plt = _pyplot()
-    table = results["by_bin"]
+    panels = [(results["by_bin"], results["dataset"]["primary_metric"])]
+    if "chrf" in results:
+        panels.append((results["chrf"]["by_bin"], "chrF / 100"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 3.6), squeeze=False)
+    for ax, (table, metric) in zip(axes[0], panels):
+        _bars(ax, results, table, metric)
+    _save(fig, output)
+    plt.close(fig)
+    return Path(output)
+
+
+def _bars(ax, results: dict[str, Any], table: dict[str, Any], metric: str) -> None:
     width = 0.8 / max(len(table), 1)
-    fig, ax = plt.subplots(figsize=(6.5, 3.6))
     for k, (model, bins) in enumerate(table.items()):
         present = [(b, bins[name]) for b, name in enumerate(BIN_NAMES) if name in bins]
         xs = [b - 0.4 + width * (k + 0.5) for b, _ in present]
@@ -29,12 +40,9 @@ def figure3(results: dict[str, Any], output: Path) -> Path:
                label=f"{model} ({seeds} seed{'s' if seeds > 1 else ''})")
     ax.set_xticks(range(len(BIN_NAMES)), [n.capitalize() for n in BIN_NAMES])
     ax.set_xlabel("max target-context similarity of the eval row")
-    ax.set_ylabel(results["dataset"]["primary_metric"])
+    ax.set_ylabel(metric)
     ax.set_title(f"{results['dataset']['task']} {results['dataset']['version'][:12]}, id+ood")
     ax.legend(fontsize=7, loc="upper left")
-    _save(fig, output)
-    plt.close(fig)
-    return Path(output)
 
 
 def figure4(results: dict[str, Any], output: Path) -> Path:

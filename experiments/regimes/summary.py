@@ -68,21 +68,36 @@ def collect(work: Path) -> dict[str, Any]:
                                           for m in models},
             "by_bin": table, "by_bin_per_seed": per_seed, "probes": probes,
             "claims": judge_claims(pooled, table, probes) if complete else None,
-            "runs": run_records(work)}
+            "chrf": chrf_block(work, probes, complete), "runs": run_records(work)}
+
+
+def chrf_block(work: Path, probes: dict[str, Any], complete: bool) -> dict[str, Any]:
+    """The same table and verdicts on chrF/100: a graded score, for bins where exact match is 0."""
+    predictions = load_predictions(work / "eval", "chrf")
+    pooled = {m: {i: {**r, "score": r["score"] / 100.0} for i, r in seed_mean_rows(runs).items()}
+              for m, runs in predictions.items() if m in MODELS}
+    table = {m: by_bin(pooled[m]) for m in MODELS if m in pooled}
+    return {"by_bin": table, "claims": judge_claims(pooled, table, probes) if complete else None}
 
 
 def _cell(stats: dict[str, Any]) -> str:
     return f"{stats['mean']:.3f} [{stats['low']:.3f}, {stats['high']:.3f}]"
 
 
-def markdown(results: dict[str, Any]) -> str:
-    table = results["by_bin"]
+def bin_table(results: dict[str, Any], table: dict[str, Any]) -> list[str]:
     lines = ["| model | seeds | " + " | ".join(f"{b} (rows)" for b in BIN_NAMES) + " |",
              "|---|---|" + "---|" * len(BIN_NAMES)]
     for model, bins in table.items():
         seeds = ",".join(map(str, results["seeds"][model])) or "-"
         lines.append(f"| {model} | {seeds} | " + " | ".join(
             f"{_cell(bins[b])} ({bins[b]['rows']})" if b in bins else "-" for b in BIN_NAMES) + " |")
+    return lines
+
+
+def markdown(results: dict[str, Any]) -> str:
+    lines = [f"{results['dataset']['primary_metric']} by bin, seeds pooled, 95% item-bootstrap interval", ""]
+    lines += bin_table(results, results["by_bin"])
+    lines += ["", "chrF/100 by bin", ""] + bin_table(results, results["chrf"]["by_bin"])
     lines += ["", "| model | seed | " + " | ".join(BIN_NAMES) + " |", "|---|---|" + "---|" * len(BIN_NAMES)]
     for model, seeds in results["by_bin_per_seed"].items():
         for seed, bins in seeds.items():
@@ -93,7 +108,9 @@ def markdown(results: dict[str, Any]) -> str:
         final = summary["final"]
         lines.append(f"| {regime} | {summary['seeds']} | " + " | ".join(
             f"{final[p]['mean']:.3f} ({final[p]['min']:.3f}-{final[p]['max']:.3f})" for p in PROBES) + " |")
-    return "\n".join(lines) + "\n\n" + claims_markdown(results["claims"])
+    return ("\n".join(lines) + "\n\nclaims on " + results["dataset"]["primary_metric"] + "\n\n"
+            + claims_markdown(results["claims"]) + "\nclaims on chrF/100\n\n"
+            + claims_markdown(results["chrf"]["claims"]))
 
 
 def claims_markdown(claims: dict[str, Any] | None) -> str:
