@@ -147,7 +147,8 @@ def probe_summary(train_dir: Path) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for regime in REGIMES:
         histories = [json.loads(p.read_text(encoding="utf-8"))["history"]
-                     for p in sorted(train_dir.glob(f"{regime}-s*/probes.json"))]
+                     for p in sorted(train_dir.glob(f"{regime}-s*/probes.json"))
+                     if (p.parent / "run_config.json").is_file()]  # finished runs only
         if not histories:
             continue
         steps = sorted(set.intersection(*({h["step"] for h in hist} for hist in histories)))
