@@ -142,13 +142,15 @@ def judge_claims(pooled, table, probes) -> dict[str, Any]:
     }
 
 
-def probe_summary(train_dir: Path) -> dict[str, Any]:
-    """regime -> step -> probe -> mean/min/max over seeds (test set `all`), plus the last step."""
+def probe_summary(train_dir: Path, seeds: set[int] | None = None) -> dict[str, Any]:
+    """regime -> step -> probe -> mean/min/max over seeds (test set `all`), plus the last step.
+    Only finished runs count, and only `seeds` when given."""
     out: dict[str, Any] = {}
     for regime in REGIMES:
         histories = [json.loads(p.read_text(encoding="utf-8"))["history"]
                      for p in sorted(train_dir.glob(f"{regime}-s*/probes.json"))
-                     if (p.parent / "run_config.json").is_file()]  # finished runs only
+                     if (p.parent / "run_config.json").is_file()
+                     and (seeds is None or seed_of(p.parent.name) in seeds)]
         if not histories:
             continue
         steps = sorted(set.intersection(*({h["step"] for h in hist} for hist in histories)))

@@ -53,16 +53,25 @@ def dataset_identity(work: Path) -> dict[str, Any]:
     return {**identity, "primary_metric": report["primary_metric"]}
 
 
+def common_seeds(predictions: dict[str, dict]) -> dict[str, dict]:
+    """Keep only the seeds every trained model has, so a run still in progress cannot make one
+    regime's mean rest on more seeds than another's."""
+    trained = [set(runs) for model, runs in predictions.items() if model in REGIMES]
+    keep = set.intersection(*trained) if trained else set()
+    return {model: {s: rows for s, rows in runs.items() if s is None or s in keep}
+            for model, runs in predictions.items()}
+
+
 def collect(work: Path) -> dict[str, Any]:
     dataset = dataset_identity(work)
-    predictions = load_predictions(work / "eval", dataset["primary_metric"])
+    predictions = common_seeds(load_predictions(work / "eval", dataset["primary_metric"]))
     models = [m for m in MODELS if m in predictions]
     pooled = {m: seed_mean_rows(predictions[m]) for m in models}
     table = {m: by_bin(pooled[m]) for m in models}
     per_seed = {m: {"-" if s is None else str(s): {b: v["mean"] for b, v in by_bin(rows).items()}
                     for s, rows in sorted(predictions[m].items(), key=lambda kv: kv[0] or 0)}
                 for m in models}
-    probes = probe_summary(work / "train")
+    probes = probe_summary(work / "train", {s for runs in predictions.values() for s in runs} - {None})
     complete = set(MODELS) <= set(models) and set(REGIMES) <= set(probes)
     return {"dataset": dataset, "seeds": {m: sorted(s for s in predictions[m] if s is not None)
                                           for m in models},
@@ -73,7 +82,7 @@ def collect(work: Path) -> dict[str, Any]:
 
 def chrf_block(work: Path, probes: dict[str, Any], complete: bool) -> dict[str, Any]:
     """The same table and verdicts on chrF/100: a graded score, for bins where exact match is 0."""
-    predictions = load_predictions(work / "eval", "chrf")
+    predictions = common_seeds(load_predictions(work / "eval", "chrf"))
     pooled = {m: {i: {**r, "score": r["score"] / 100.0} for i, r in seed_mean_rows(runs).items()}
               for m, runs in predictions.items() if m in MODELS}
     table = {m: by_bin(pooled[m]) for m in MODELS if m in pooled}
