@@ -71,7 +71,8 @@ def collect(work: Path) -> dict[str, Any]:
     per_seed = {m: {"-" if s is None else str(s): {b: v["mean"] for b, v in by_bin(rows).items()}
                     for s, rows in sorted(predictions[m].items(), key=lambda kv: kv[0] or 0)}
                 for m in models}
-    probes = probe_summary(work / "train", {s for runs in predictions.values() for s in runs} - {None})
+    seeds = {s for runs in predictions.values() for s in runs} - {None}
+    probes = probe_summary(work / "train", seeds)
     complete = set(MODELS) <= set(models) and set(REGIMES) <= set(probes)
     return {"dataset": dataset, "seeds": {m: sorted(s for s in predictions[m] if s is not None)
                                           for m in models},
