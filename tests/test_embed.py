@@ -92,6 +92,7 @@ def test_symbol_bag_cosine_is_shared_over_geometric_mean():
     assert cos[4, 2] == pytest.approx(1.0)  # a repeated symbol counts once
     assert cos[0, 5] == 0.0 and not vectors[6].any()
     assert len({symbol_index(s) for s in "ABCDEFGH"}) == 8
+    assert isinstance(make_embedder(EmbedderSpec(kind="symbol-bag")), SymbolBagEmbedder)
     assert SymbolBagEmbedder().embed(["C A F"])[0] @ SymbolBagEmbedder().embed(["F C"])[0] == pytest.approx(
         2 / np.sqrt(6))
 
@@ -151,6 +152,16 @@ def test_a_new_identity_shares_no_entries(tmp_path):
     cached.embed(["a", "b"])
     assert other.seen() == ["a", "b"] and cached.stats["cache_hits"] == 0
     assert len([p for p in tmp_path.iterdir() if p.is_dir()]) == 2
+
+
+def test_two_writers_share_one_folder(tmp_path):
+    reader_inner, writer_inner = CountingEmbedder(), CountingEmbedder()
+    reader, writer = CachedEmbedder(reader_inner, tmp_path), CachedEmbedder(writer_inner, tmp_path)
+    reader.embed(["a"])
+    writer.embed(["b", "c"])  # lands after the reader's first scan, as from another process
+    reader.embed(["a", "b", "c"])
+    assert reader_inner.seen() == ["a"] and writer_inner.seen() == ["b", "c"]
+    assert len(list(reader.folder.glob("shard-*.npz"))) == 2
 
 
 def test_temp_and_broken_shards_are_never_read(tmp_path):
