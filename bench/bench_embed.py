@@ -12,7 +12,6 @@ Writes the figures under "## Embedding" in bench/RESULTS.md (other sections are 
 from __future__ import annotations
 
 import argparse
-import json
 import datetime
 import os
 import platform
