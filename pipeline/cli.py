@@ -53,6 +53,9 @@ def _build_parser(sub) -> None:
     p.add_argument("--embedder-model", help="sentence-transformers model path or id (default: MiniLM shipped offline)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--batch-size", type=int, default=128, help="embedding batch size")
+    p.add_argument("--exact-embeddings", action="store_true",
+                   help="plain fp32 embeddings instead of the faster int8 (CPU) / fp16 (CUDA) path")
+    p.add_argument("--threads", type=int, help="torch CPU threads (on a busy 2-core machine 1 is often faster)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bars (default: when standard error is a terminal)")
 
@@ -121,7 +124,12 @@ def cmd_build(args: argparse.Namespace) -> int:
     from pipeline.build import build
 
     config = resolve_config(args)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     options = RunOptions(out_dir=args.out, cache_dir=args.cache_dir, device=args.device, batch_size=args.batch_size,
+                         exact_embeddings=args.exact_embeddings,
                          progress=sys.stderr.isatty() if args.progress is None else args.progress,
                          train_path=args.train, test_path=args.test, test_ood_path=args.test_ood)
     result = build(config, options, dry_run=args.dry_run)

@@ -32,7 +32,8 @@ class Components:
             return SymbolRunEmbedder()
         from stages.embed import make_embedder
 
-        return make_embedder(spec, device=self.options.device, batch_size=self.options.batch_size, progress=progress)
+        return make_embedder(spec, device=self.options.device, batch_size=self.options.batch_size, progress=progress,
+                             fast=not self.options.exact_embeddings)
 
     @functools.cached_property
     def embedder(self):

@@ -130,12 +130,15 @@ class BuildConfig(Strict):
 
 
 class RunOptions(Strict):
-    """How to run a build; none of it changes the output bytes, so none of it is hashed."""
+    """How to run a build. These are not hashed as such; where one changes the bytes (the device and
+    `exact_embeddings` decide the embedding precision: int8 on CPU, fp16 on CUDA, fp32 when exact),
+    the embedder's identity records it, and that identity is hashed into the version."""
 
     out_dir: str = "runs"
     cache_dir: str | None = None  # default: <out_dir>/.cache
     device: str = "cpu"
     batch_size: int = 128
+    exact_embeddings: bool = False
     progress: bool = True
     train_path: str | None = None
     test_path: str | None = None

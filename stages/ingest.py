@@ -51,8 +51,10 @@ class Ingest(Stage):
         stats.drop("pool row also in a test set", len(cleaned["train"]) - len(pool))
         stats.counters["test_overlap_removed"] = len(cleaned["train"]) - len(pool)
         if not pool:
-            raise UserError(f"no usable training rows in {self._describe('train')}: every row was rejected, "
-                            f"duplicated or overlaps a test set; see the rejects listed by the build")
+            reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(stats.dropped.items())) or "no rows"
+            first = f"; first reject: line {rejects[0]['line']} ({rejects[0]['reason']})" if rejects else ""
+            raise UserError(f"no usable training rows in {self._describe('train')} ({reasons}{first}); "
+                            f"fix the file or give a training set that differs from the test sets")
         if not cleaned.get("test"):
             raise UserError(f"no usable test rows in {self._describe('test')}; give a test file with --test PATH")
         stats.rows_out = len(pool)
