@@ -3,7 +3,7 @@ the random and similar kinds (p = 0), against the default mix, on the same eval 
 
     python -m experiments.regimes.run --seeds 0 1 2 --models contrastive --name eps0 --build-arg=--eps=0
     python -m experiments.regimes.run --seeds 0 1 2 --models contrastive --name p0 --build-arg=--p=0
-    python -m experiments.regimes.ablation --work runs/regimes --names default eps0 p0
+    python -m experiments.regimes.ablation --work runs/regimes --names default eps0 p0 --seeds 0
 
 The builds differ only in the contrastive training split (their eval splits are the same rows,
 checked here), so each variant is compared to the default by paired differences per bin.
@@ -29,15 +29,18 @@ def build_weights(work: Path) -> dict[str, float]:
     return json.loads(manifest.read_text(encoding="utf-8"))["config"]["weights"]
 
 
-def contrastive_rows(work: Path) -> tuple[dict[str, dict], list[int]]:
-    runs = load_predictions(work / "eval", "exact_match").get("contrastive")
+def contrastive_rows(work: Path, seeds: list[int] | None = None
+                     ) -> tuple[dict[str, dict], list[int]]:
+    runs = load_predictions(work / "eval", "exact_match").get("contrastive", {})
+    runs = {s: rows for s, rows in runs.items() if seeds is None or s in seeds}
     if not runs:
         raise UserError(f"{work}/eval: no contrastive-s*.predictions.jsonl; run the build first")
     return seed_mean_rows(runs), sorted(runs)
 
 
-def ablation(work: Path, names: list[str]) -> dict[str, Any]:
-    rows = {name: contrastive_rows(work / name) for name in names}
+def ablation(work: Path, names: list[str], seeds: list[int] | None = None) -> dict[str, Any]:
+    """Only `seeds` when given, so builds with different numbers of finished seeds compare fairly."""
+    rows = {name: contrastive_rows(work / name, seeds) for name in names}
     reference = names[0]
     if any(set(r) != set(rows[reference][0]) for r, _ in rows.values()):
         raise UserError(f"{work}: the builds' eval rows differ; rebuild them with the same "
@@ -69,10 +72,11 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path("runs/regimes"))
     parser.add_argument("--names", nargs="+", default=["default", "eps0", "p0"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="default: every seed")
     parser.add_argument("--results", type=Path, default=HERE / "results")
     parser.add_argument("--figures", type=Path, default=HERE / "figures")
     args = parser.parse_args(argv)
-    table = ablation(args.work, args.names)
+    table = ablation(args.work, args.names, args.seeds)
     write_json_atomically(args.results / "ablation.json", table)
     text = markdown(table, args.names[0])
     (args.results / "ablation.md").write_text(text, encoding="utf-8")
