@@ -7,13 +7,13 @@ which stages will be reused.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from pipeline.store import publish_version
 from schemas.config import BuildConfig, RunOptions
-from stages.base import DONE_MARKER, Stage, StageResult, execute, fingerprint
+from stages.base import DONE_MARKER, Stage, StageResult, cache_folder, execute, fingerprint
 from stages.readers import describe_source
 
 
@@ -21,6 +21,7 @@ from stages.readers import describe_source
 class StageSpec:
     stage: Stage
     inputs: tuple[str, ...]
+    extra: dict[str, str] = field(default_factory=dict)  # fingerprints of files the stage reads itself
 
 
 def input_fingerprints(config: BuildConfig, options: RunOptions) -> dict[str, Any]:
@@ -32,30 +33,21 @@ def input_fingerprints(config: BuildConfig, options: RunOptions) -> dict[str, An
             "test_ood": describe_source(task.test_ood, options.test_ood_path)}
 
 
-def _stage_folder(cache_root: Path, spec: StageSpec, fps: dict[str, str], extra: dict[str, str]) -> tuple[str, Path]:
-    upstream = {name: fps[name] for name in spec.inputs}
-    upstream.update(extra)
-    fp = spec.stage.fingerprint(upstream)
-    return fp, cache_root / "stages" / spec.stage.name / fp[:24]
-
-
-def plan_fingerprints(specs: list[StageSpec], cache_root: Path, extra: dict[str, str]) -> dict[str, tuple[str, bool]]:
+def plan_fingerprints(specs: list[StageSpec], cache_root: Path) -> dict[str, tuple[str, bool]]:
     """Stage name -> (fingerprint, already cached), without running anything."""
     fps: dict[str, str] = {}
     out = {}
     for spec in specs:
-        fp, folder = _stage_folder(cache_root, spec, fps, extra if spec.stage.name == "ingest" else {})
+        fp = spec.stage.fingerprint({**{name: fps[name] for name in spec.inputs}, **spec.extra})
         fps[spec.stage.name] = fp
-        out[spec.stage.name] = (fp, (folder / DONE_MARKER).exists())
+        out[spec.stage.name] = (fp, (cache_folder(cache_root, spec.stage.name, fp) / DONE_MARKER).exists())
     return out
 
 
-def run_stages(specs: list[StageSpec], cache_root: Path, extra: dict[str, str],
-               log: Callable[[str], None]) -> dict[str, StageResult]:
+def run_stages(specs: list[StageSpec], cache_root: Path, log: Callable[[str], None]) -> dict[str, StageResult]:
     results: dict[str, StageResult] = {}
     for spec in specs:
-        result = execute(spec.stage, {name: results[name] for name in spec.inputs}, cache_root,
-                         extra if spec.stage.name == "ingest" else None)
+        result = execute(spec.stage, {name: results[name] for name in spec.inputs}, cache_root, spec.extra)
         results[spec.stage.name] = result
         s = result.stats
         state = "cached" if s.cached else "done"
@@ -73,18 +65,17 @@ def build(config: BuildConfig, options: RunOptions, log: Callable[[str], None] |
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
     inputs = input_fingerprints(config, options)
     cache_root = Path(options.cache_dir or Path(options.out_dir) / ".cache")
-    specs, components = make_specs(config, options, cache_root)
+    specs, components = make_specs(config, options, cache_root, {"inputs": fingerprint(inputs)})
     versions = {spec.stage.name: spec.stage.version for spec in specs}
     version = fingerprint(config.model_dump(mode="json"), inputs, versions, components.identities())[:12]
-    extra = {"inputs": fingerprint(inputs)}
-    planned = plan_fingerprints(specs, cache_root, extra)
+    planned = plan_fingerprints(specs, cache_root)
     log(f"building {config.task.name} version {version}; cached stages: "
         + (", ".join(name for name, (_, hit) in planned.items() if hit) or "none"))
     if dry_run:
-        return components.estimate(run_stages(specs[:2], cache_root, extra, log))
+        return components.estimate(run_stages(specs[:2], cache_root, log))
     if not planned["paraphrase"][1]:
         components.check_paraphraser()
-    results = run_stages(specs, cache_root, extra, log)
+    results = run_stages(specs, cache_root, log)
     folder = publish_version(config, options, version, inputs, results)
     log(f"wrote {folder}")
     return folder

@@ -25,26 +25,24 @@ class Components:
         self.config, self.options, self.cache_root = config, options, cache_root
 
     def _make_embedder(self, progress: bool):
-        spec = self.config.task.embedder
-        if spec.kind == "symbol-runs":
-            from stages.symbol_embed import SymbolRunEmbedder
-
-            return SymbolRunEmbedder()
         from stages.embed import make_embedder
 
-        return make_embedder(spec, device=self.options.device, batch_size=self.options.batch_size, progress=progress,
+        return make_embedder(self.config.task.embedder, device=self.options.device,
+                             batch_size=self.options.batch_size, progress=progress,
                              fast=not self.options.exact_embeddings)
 
     @functools.cached_property
     def embedder(self):
         inner = self._make_embedder(self.options.progress)
-        if self.config.task.embedder.kind == "symbol-runs":
-            return inner  # a few microseconds a text: caching would cost more than it saves
+        if self.config.task.embedder.kind != "sentence-transformers":
+            return inner  # symbol embedders cost microseconds a text: a cache would cost more
         from stages.embed_cache import CachedEmbedder
 
         return CachedEmbedder(inner, self.cache_root / "embeddings")
 
+    @functools.cached_property
     def embedder_identity(self) -> dict[str, Any]:
+        """Cheap: the embedder loads its model only on the first `embed`."""
         return self._make_embedder(progress=False).identity()
 
     @functools.cached_property
@@ -55,12 +53,12 @@ class Components:
                                  progress=self.options.progress, embed=lambda texts: self.embedder.embed(texts))
         return make_backend(self.config.paraphraser, self.config.paraphraser_options, context)
 
-    def identities(self) -> dict[str, Any]:
-        return {"embedder": self._embedder_identity, "paraphraser": self.backend.identity()}
-
     @functools.cached_property
-    def _embedder_identity(self) -> dict[str, Any]:
-        return self.embedder_identity()
+    def backend_identity(self) -> dict[str, Any]:
+        return self.backend.identity()  # the `file` backend hashes its file: do it once
+
+    def identities(self) -> dict[str, Any]:
+        return {"embedder": self.embedder_identity, "paraphraser": self.backend_identity}
 
     def check_paraphraser(self) -> None:
         self.backend.check_ready()
@@ -72,20 +70,21 @@ class Components:
         return {"paraphraser": self.config.paraphraser, "sources": len(sources), **figures}
 
 
-def make_specs(config: BuildConfig, options: RunOptions, cache_root: Path):
+def make_specs(config: BuildConfig, options: RunOptions, cache_root: Path, extra: dict[str, str]):
+    """The stages in run order; `extra` fingerprints the input files, which only ingest reads."""
     from pipeline.build import StageSpec
 
     parts = Components(config, options, cache_root)
     overrides = {"train": options.train_path, "test": options.test_path, "test_ood": options.test_ood_path}
     specs = [
-        StageSpec(Ingest(config.task, config.seed, overrides), ()),
+        StageSpec(Ingest(config.task, config.seed, overrides), (), extra),
         StageSpec(Plan(config.weights, config.seed), ("ingest",)),
         StageSpec(Retrieve(max(config.m, config.k), config.k, config.task.retrieval_tokens, options.progress,
                             options.device), ("ingest",)),
-        StageSpec(Paraphrase(lambda: parts.backend, parts.backend.identity(), config.n_paraphrases,
-                             parts._embedder_identity, bool(config.paraphraser_options.get("accept_failures"))),
+        StageSpec(Paraphrase(lambda: parts.backend, parts.backend_identity, config.n_paraphrases,
+                             parts.embedder_identity, bool(config.paraphraser_options.get("accept_failures"))),
                   ("ingest", "plan")),
-        StageSpec(Embed(lambda: parts.embedder, parts._embedder_identity), ("ingest", "paraphrase")),
+        StageSpec(Embed(lambda: parts.embedder, parts.embedder_identity), ("ingest", "paraphrase")),
         StageSpec(Assemble(config), ("ingest", "retrieve", "plan", "paraphrase", "embed")),
     ]
     return specs, parts

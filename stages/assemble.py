@@ -87,19 +87,18 @@ def _build_queries(inputs: dict[str, Artifacts], k: int, tokenize) -> tuple[Cont
               for i, (s, found) in enumerate(zip(para.column("source").to_pylist(),
                                                  para.column("paraphrases").to_pylist()))}
 
-    def query(id_, source, target, tokens, vec, group, cands) -> Query:
+    def query(id_, source, target, tokens, vec, group, cands, test_set="") -> Query:
         found, vecs = lookup.get(source, ([], None))
-        return Query(id_, source, target, tokens, vec, group, cands, list(found), vecs)
+        return Query(id_, source, target, tokens, vec, group, cands, list(found), vecs, test_set)
 
     pool_q = [query(i, s, t, tok, emb["pool_emb"][r], int(groups[r]), ret["pool_idx"][r])
               for r, (i, s, t, tok) in enumerate(zip(sampler.ids, pool_sources, sampler.targets, pool_tokens))]
     test_sources = tests.column("source").to_pylist()
-    test_q = [query(i, s, t, tok, emb["test_emb"][r], keys.get(normalize_text(s), -1), ret["test_idx"][r])
-              for r, (i, s, t, tok) in enumerate(zip(tests.column("id").to_pylist(), test_sources,
-                                                     tests.column("target").to_pylist(),
-                                                     tokenize(test_sources)))]
-    for q, test_set in zip(test_q, tests.column("test_set").to_pylist()):
-        q.test_set = test_set  # type: ignore[attr-defined]
+    test_q = [query(i, s, t, tok, emb["test_emb"][r], keys.get(normalize_text(s), -1), ret["test_idx"][r], ts)
+              for r, (i, s, t, tok, ts) in enumerate(zip(tests.column("id").to_pylist(), test_sources,
+                                                         tests.column("target").to_pylist(),
+                                                         tokenize(test_sources),
+                                                         tests.column("test_set").to_pylist()))]
     return sampler, pool_q, test_q
 
 

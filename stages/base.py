@@ -120,14 +120,16 @@ class Stage(ABC):
         return fingerprint(self.name, self.version, self.params(), sorted(upstream.items()))
 
 
+def cache_folder(cache_root: Path, stage_name: str, stage_fingerprint: str) -> Path:
+    return Path(cache_root) / "stages" / stage_name / stage_fingerprint[:24]
+
+
 def execute(stage: Stage, inputs: dict[str, StageResult], cache_root: Path,
             extra_inputs: dict[str, str] | None = None) -> StageResult:
     """Run `stage` or load its cached output. `extra_inputs` are fingerprints of non-stage inputs
     (files read directly) that must also key the cache."""
-    upstream = {name: result.fingerprint for name, result in inputs.items()}
-    upstream.update(extra_inputs or {})
-    fp = stage.fingerprint(upstream)
-    folder = Path(cache_root) / "stages" / stage.name / fp[:24]
+    fp = stage.fingerprint({**{name: r.fingerprint for name, r in inputs.items()}, **(extra_inputs or {})})
+    folder = cache_folder(cache_root, stage.name, fp)
     if (folder / DONE_MARKER).exists():
         started = time.perf_counter()
         artifacts = Artifacts.load(folder)

@@ -30,6 +30,7 @@ class Query:
     candidates: np.ndarray  # top-M BM25 pool indices, best first, -1 padded
     paraphrases: list[str] = field(default_factory=list)
     paraphrase_embs: np.ndarray | None = None
+    test_set: str = ""  # "id" / "ood" for test inputs, "" for pool targets
 
 
 @dataclass
@@ -110,9 +111,13 @@ class ContextSampler:
         slots = np.array([c.slots for c in contexts], dtype=np.int64)
         safe = np.where(slots >= 0, slots, 0)
         bm25 = np.asarray(self.index.score_pairs([c.query.tokens for c in contexts], safe), dtype=np.float32)
-        query_emb = np.stack([c.query.emb for c in contexts])
-        cosine = np.einsum("rkd,rd->rk", self.emb[safe], query_emb).astype(np.float32)
-        for r, c in enumerate(contexts):
+        cosine = np.empty(slots.shape, dtype=np.float32)
+        for start in range(0, len(contexts), 4096):  # chunks: the gathered (rows, k, dim) block stays small
+            rows = slice(start, start + 4096)
+            query_emb = np.stack([c.query.emb for c in contexts[rows]])
+            cosine[rows] = np.einsum("rkd,rd->rk", self.emb[safe[rows]], query_emb)
+        for r in np.flatnonzero((slots < 0).any(axis=1)):  # only the few rows holding a paraphrase
+            c = contexts[r]
             for s in np.flatnonzero(slots[r] < 0):
                 bm25[r, s] = self.index.score_external(c.query.tokens, self.tokenize([c.paraphrase])[0])
                 cosine[r, s] = float(c.paraphrase_emb @ c.query.emb)

@@ -186,3 +186,17 @@ def write_tiny_model(folder: Path, texts: list[str], seed: int = 0) -> Path:
     LlamaForCausalLM(config).save_pretrained(str(folder))
     tokenizer.save_pretrained(str(folder))
     return folder
+
+
+def tiny_workspace(tmp_path_factory, name: str):
+    """Generator for a module-scoped fixture: a hand-written version folder and a tiny model
+    trained on its texts, with torch on one thread for the module's duration."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp(name)
+    link = write_version(root / "data")
+    model = write_tiny_model(root / "model", corpus_texts(link.resolve()))
+    yield {"root": root, "data": str(link), "model": str(model)}
+    torch.set_num_threads(before)

@@ -100,8 +100,8 @@ def test_eval_and_probe_sets(align_synth_version):
         pos = sim["paraphrase_position"]
         assert sim["examples"][pos]["target"] == sim["target"]
         assert [e["source"] for e in sim["examples"]] == [e["source"] for e in shuf["examples"]]
-        assert all(a["target"] != b["target"] or a["target"] == "" for a, b in zip(sim["examples"], shuf["examples"])
-                   if len({e["target"] for e in sim["examples"]}) == len(sim["examples"]))
+        if len({e["target"] for e in sim["examples"]}) == len(sim["examples"]):  # distinct labels
+            assert all(a["target"] != b["target"] for a, b in zip(sim["examples"], shuf["examples"]))
         assert group["zero"]["examples"] == [] and group["zero"]["paraphrase_position"] == -1
     assert all(r["prompt"].endswith("Output:") and r["completion"] == " " + r["target"] for r in probe)
 

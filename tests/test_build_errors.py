@@ -49,7 +49,7 @@ def test_interrupted_build_resumes_to_the_same_result(tmp_path, monkeypatch, ali
     code, _, err = run_pipeline("build", "--task", "align-synth", "--out", str(tmp_path), *SMALL)
     assert code == 130 and "rerun" in err
     assert not (tmp_path / "align-synth" / "latest").exists()
-    assert [p.name for p in (tmp_path / "align-synth").iterdir()] == [] if (tmp_path / "align-synth").exists() else True
+    assert not any((tmp_path / "align-synth").glob("*"))  # no version folder, finished or partial
     monkeypatch.setattr(Assemble, "run", original)
     resumed = build_small(tmp_path)
     stages = json.loads((resumed / "manifest.json").read_text())["stages"]

@@ -76,15 +76,7 @@ def test_metrics_units():
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("evaluate")
-    link = fixtures.write_version(root / "data")
-    model = fixtures.write_tiny_model(root / "model", fixtures.corpus_texts(link.resolve()))
-    yield {"root": root, "data": str(link), "model": str(model)}
-    torch.set_num_threads(before)
+    yield from fixtures.tiny_workspace(tmp_path_factory, "evaluate")
 
 
 def test_evaluate_base_model_reports_every_context_and_test_set(workspace):

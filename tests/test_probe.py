@@ -77,15 +77,7 @@ def test_chrf_similarity_is_on_unit_scale():
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("probe")
-    link = fixtures.write_version(root / "data")
-    model = fixtures.write_tiny_model(root / "model", fixtures.corpus_texts(link.resolve()))
-    yield {"root": root, "data": str(link), "model": str(model)}
-    torch.set_num_threads(before)
+    yield from fixtures.tiny_workspace(tmp_path_factory, "probe")
 
 
 def test_probe_command_and_curves(workspace, tmp_path):
