@@ -31,6 +31,30 @@ def item_key(prefix: str, source: str) -> str:
     return hashlib.sha256(f"{prefix}\x00{source}".encode("utf-8")).hexdigest()
 
 
+def _set_up(db: sqlite3.Connection, deadline_s: float = 60.0) -> None:
+    """Switch to WAL and create the table, retrying while another opener holds the file.
+
+    Turning WAL on needs an exclusive lock, and SQLite reports "database is locked" at once
+    (without its busy handler) when several connections open a fresh file together, so the
+    connection's own timeout does not cover this step.
+    """
+    give_up = time.monotonic() + deadline_s
+    delay = 0.005
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute(_SCHEMA)
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) and "busy" not in str(error):
+                raise
+            if time.monotonic() > give_up:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+
 class AnswerCache:
     """Thread-safe within a process (one connection behind a lock), process-safe through SQLite."""
 
@@ -40,9 +64,7 @@ class AnswerCache:
         self._lock = threading.Lock()
         self._db = sqlite3.connect(str(self.path), timeout=60.0, check_same_thread=False,
                                    isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(_SCHEMA)
+        _set_up(self._db)
 
     def get_many(self, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
         keys = list(dict.fromkeys(keys))
