@@ -43,6 +43,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=2, help="steps run at once (1 thread each)")
     parser.add_argument("--build-arg", action="append", default=[],
                         help="extra `pipeline build` flag, e.g. --build-arg=--eps=0")
+    parser.add_argument("--train-arg", action="append", default=[],
+                        help="extra `trainer/sft.py` flag for every regime, e.g. --train-arg=--learning-rate=1e-3")
     parser.add_argument("--pool-size", type=int, default=600)
     parser.add_argument("--results", type=Path, default=HERE / "results")
     parser.add_argument("--figures", type=Path, default=HERE / "figures")
@@ -81,7 +83,7 @@ def train_command(args, data: Path, regime: str, seed: int, folder: Path) -> lis
     return [sys.executable, "trainer/sft.py", "--data", str(data), "--regime", regime,
             "--model", args.model, "--output-dir", str(folder), "--max-steps", str(args.steps),
             "--seed", str(seed), "--probe-every", str(args.probe_every),
-            "--limit", str(args.probe_limit), "--threads", "1", "--logging-steps", "5"]
+            "--limit", str(args.probe_limit), "--threads", "1", "--logging-steps", "5", *args.train_arg]
 
 
 def eval_command(args, data: Path, report: Path, adapter: Path | None) -> list[str]:
