@@ -110,3 +110,5 @@ def test_ablation_compares_each_build_to_the_first_on_paired_rows(tmp_path: Path
     assert table["eps0"]["minus_default"]["low"]["mean"] == -1.0
     assert table["eps0"]["minus_default"]["high"]["mean"] == 0.0
     assert "0.2/0.2/0.5/0" in markdown(table, "default")
+    on_chrf = ablation(tmp_path, ["default", "eps0"], metric="chrf")  # chrF/100: same 0-1 scale
+    assert on_chrf["eps0"]["minus_default"]["low"]["mean"] == -1.0

@@ -5,6 +5,9 @@ the random and similar kinds (p = 0), against the default mix, on the same eval 
     python -m experiments.regimes.run --seeds 0 1 2 --models contrastive --name p0 --build-arg=--p=0
     python -m experiments.regimes.ablation --work runs/regimes --names default eps0 p0 --seeds 0
 
+Tables on exact match and on chrF/100 (graded, so it still separates models in bins where exact
+match is 0); `--output NAME` keeps ablations of different settings apart.
+
 The builds differ only in the contrastive training split (their eval splits are the same rows,
 checked here), so each variant is compared to the default by paired differences per bin.
 """
@@ -29,18 +32,23 @@ def build_weights(work: Path) -> dict[str, float]:
     return json.loads(manifest.read_text(encoding="utf-8"))["config"]["weights"]
 
 
-def contrastive_rows(work: Path, seeds: list[int] | None = None
+METRICS = {"exact_match": 1.0, "chrf": 100.0}  # prediction column -> divisor to a 0-1 score
+
+
+def contrastive_rows(work: Path, seeds: list[int] | None = None, metric: str = "exact_match"
                      ) -> tuple[dict[str, dict], list[int]]:
-    runs = load_predictions(work / "eval", "exact_match").get("contrastive", {})
+    runs = load_predictions(work / "eval", metric).get("contrastive", {})
     runs = {s: rows for s, rows in runs.items() if seeds is None or s in seeds}
     if not runs:
         raise UserError(f"{work}/eval: no contrastive-s*.predictions.jsonl; run the build first")
-    return seed_mean_rows(runs), sorted(runs)
+    pooled = {i: {**r, "score": r["score"] / METRICS[metric]} for i, r in seed_mean_rows(runs).items()}
+    return pooled, sorted(runs)
 
 
-def ablation(work: Path, names: list[str], seeds: list[int] | None = None) -> dict[str, Any]:
+def ablation(work: Path, names: list[str], seeds: list[int] | None = None,
+             metric: str = "exact_match") -> dict[str, Any]:
     """Only `seeds` when given, so builds with different numbers of finished seeds compare fairly."""
-    rows = {name: contrastive_rows(work / name, seeds) for name in names}
+    rows = {name: contrastive_rows(work / name, seeds, metric) for name in names}
     reference = names[0]
     if any(set(r) != set(rows[reference][0]) for r, _ in rows.values()):
         raise UserError(f"{work}: the builds' eval rows differ; rebuild them with the same "
@@ -75,15 +83,19 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="default: every seed")
     parser.add_argument("--results", type=Path, default=HERE / "results")
     parser.add_argument("--figures", type=Path, default=HERE / "figures")
+    parser.add_argument("--output", default="ablation", help="name of the results and figure files")
     args = parser.parse_args(argv)
-    table = ablation(args.work, args.names, args.seeds)
-    write_json_atomically(args.results / "ablation.json", table)
-    text = markdown(table, args.names[0])
-    (args.results / "ablation.md").write_text(text, encoding="utf-8")
-    plot = {"dataset": {"task": "align-synth", "version": "ablation", "primary_metric": "exact_match"},
+    tables = {metric: ablation(args.work, args.names, args.seeds, metric) for metric in METRICS}
+    titles = {"exact_match": "exact match", "chrf": "chrF/100"}
+    write_json_atomically(args.results / f"{args.output}.json", tables)
+    text = "\n".join(f"{titles[metric]} by bin, seeds pooled, 95% item-bootstrap interval\n\n"
+                     + markdown(table, args.names[0]) for metric, table in tables.items())
+    (args.results / f"{args.output}.md").write_text(text, encoding="utf-8")
+    table = tables["exact_match"]
+    plot = {"dataset": {"task": "align-synth", "version": args.output, "primary_metric": "exact_match"},
             "by_bin": {f"contrastive/{n}": e["by_bin"] for n, e in table.items()},
             "seeds": {f"contrastive/{n}": e["seeds"] for n, e in table.items()}}
-    figure3(plot, args.figures / "ablation_figure3.png")
+    figure3(plot, args.figures / f"{args.output}_figure3.png")
     print(text)
     return 0
 
