@@ -83,11 +83,18 @@ def probe_curves(results: list[dict[str, Any]], output: Path, test_set: str = "a
             values = [_number(p["scores"][test_set].get(probe)) for p in points
                       if test_set in p["scores"]]
             ax.plot(steps, values, marker="o", markersize=3, label=label, color=colour_of(label, k))
-    for ax, title in zip(axes, PROBE_TITLES.values()):
-        ax.set_title(f"{title} ({test_set})")
+    titles = [f"{title} ({test_set})" for title in PROBE_TITLES.values()]
+    return finish_step_panels(fig, axes, titles, "similarity", output)
+
+
+def finish_step_panels(fig, axes, titles: list[str], ylabel: str, output: Path,
+                       legend_size: int = 8) -> Path:
+    """Titles, step axis, legend, save and close: the common tail of every score-vs-step figure."""
+    for ax, title in zip(axes, titles):
+        ax.set_title(title)
         ax.set_xlabel("training step")
-    axes[0].set_ylabel("similarity")
-    axes[-1].legend(fontsize=8, loc="best")
+    axes[0].set_ylabel(ylabel)
+    axes[-1].legend(fontsize=legend_size, loc="best")
     _save(fig, output)
-    plt.close(fig)
+    _pyplot().close(fig)
     return Path(output)

@@ -21,7 +21,7 @@ from typing import Any
 from pipeline.errors import UserError
 from stages.base import write_json_atomically
 
-from .aggregate import by_bin, load_predictions, paired_difference, seed_mean_rows
+from .aggregate import METRICS, by_bin, load_predictions, paired_difference, seed_mean_rows
 from .figures import figure3
 
 HERE = Path(__file__).resolve().parent
@@ -32,17 +32,13 @@ def build_weights(work: Path) -> dict[str, float]:
     return json.loads(manifest.read_text(encoding="utf-8"))["config"]["weights"]
 
 
-METRICS = {"exact_match": 1.0, "chrf": 100.0}  # prediction column -> divisor to a 0-1 score
-
-
 def contrastive_rows(work: Path, seeds: list[int] | None = None, metric: str = "exact_match"
                      ) -> tuple[dict[str, dict], list[int]]:
     runs = load_predictions(work / "eval", metric).get("contrastive", {})
     runs = {s: rows for s, rows in runs.items() if seeds is None or s in seeds}
     if not runs:
         raise UserError(f"{work}/eval: no contrastive-s*.predictions.jsonl; run the build first")
-    pooled = {i: {**r, "score": r["score"] / METRICS[metric]} for i, r in seed_mean_rows(runs).items()}
-    return pooled, sorted(runs)
+    return seed_mean_rows(runs), sorted(runs)
 
 
 def ablation(work: Path, names: list[str], seeds: list[int] | None = None,
@@ -85,10 +81,10 @@ def main(argv=None) -> int:
     parser.add_argument("--figures", type=Path, default=HERE / "figures")
     parser.add_argument("--output", default="ablation", help="name of the results and figure files")
     args = parser.parse_args(argv)
-    tables = {metric: ablation(args.work, args.names, args.seeds, metric) for metric in METRICS}
-    titles = {"exact_match": "exact match", "chrf": "chrF/100"}
+    tables = {metric: ablation(args.work, args.names, args.seeds, metric)
+              for metric in ("exact_match", "chrf")}
     write_json_atomically(args.results / f"{args.output}.json", tables)
-    text = "\n".join(f"{titles[metric]} by bin, seeds pooled, 95% item-bootstrap interval\n\n"
+    text = "\n".join(f"{METRICS[metric][1]} by bin, seeds pooled, 95% item-bootstrap interval\n\n"
                      + markdown(table, args.names[0]) for metric, table in tables.items())
     (args.results / f"{args.output}.md").write_text(text, encoding="utf-8")
     table = tables["exact_match"]

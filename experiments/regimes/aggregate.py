@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import UserError
-from stages.base import write_json_atomically
 from trainer.report import BIN_NAMES, bootstrap_group_means, similarity_bin
 
 REGIMES = ("zero", "random", "similar", "contrastive")
@@ -24,6 +23,8 @@ MODELS = ("base", *REGIMES)
 IC_TRAIN = ("random", "similar", "contrastive")
 PROBES = ("iwl", "icl", "copy", "copy_nongold")
 RESAMPLES, BOOT_SEED = 1000, 0
+# per-row metric in the prediction files -> (divisor to a 0-1 score, name in tables)
+METRICS = {"exact_match": (1.0, "exact match"), "chrf": (100.0, "chrF/100"), "comet": (1.0, "COMET-22")}
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -37,14 +38,15 @@ def seed_of(stem: str) -> int | None:
 
 
 def load_predictions(eval_dir: Path, metric: str) -> dict[str, dict[int | None, dict[str, dict]]]:
-    """model -> seed -> row id -> {item, bin, score}."""
+    """model -> seed -> row id -> {item, bin, score}, the score on a 0-1 scale (chrF / 100)."""
+    divisor = METRICS[metric][0]
     runs: dict[str, dict] = defaultdict(dict)
     for path in sorted(eval_dir.glob("*.predictions.jsonl")):
         stem = path.name[: -len(".predictions.jsonl")]
         seed = seed_of(stem)
         model = stem if seed is None else stem.rpartition("-s")[0]
         runs[model][seed] = {r["id"]: {"item": f"{r['test_set']}/{r['target_id']}",
-                                       "bin": similarity_bin(r["max_sim"]), "score": float(r[metric])}
+                                       "bin": similarity_bin(r["max_sim"]), "score": float(r[metric]) / divisor}
                              for r in read_jsonl(path)}
     if not runs:
         raise UserError(f"{eval_dir}: no *.predictions.jsonl; run experiments.regimes.run first")

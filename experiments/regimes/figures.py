@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from trainer.plots import _pyplot, _save, colour_of
+from trainer.plots import _pyplot, _save, colour_of, finish_step_panels
 from trainer.report import BIN_NAMES
 
 from .aggregate import PROBES
@@ -59,11 +59,5 @@ def figure4(results: dict[str, Any], output: Path) -> Path:
                     label=f"{regime} ({summary['seeds']})")
             ax.fill_between(xs, [p["min"] for p in points], [p["max"] for p in points],
                             color=colour, alpha=0.15, linewidth=0)
-    for ax, probe in zip(axes, PROBES):
-        ax.set_title(PROBE_TITLES[probe])
-        ax.set_xlabel("training step")
-    axes[0].set_ylabel("chrF / 100")
-    axes[-1].legend(fontsize=7, loc="best")
-    _save(fig, output)
-    plt.close(fig)
-    return Path(output)
+    return finish_step_panels(fig, axes, [PROBE_TITLES[p] for p in PROBES], "chrF / 100", output,
+                              legend_size=7)

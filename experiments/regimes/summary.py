@@ -1,9 +1,10 @@
 """Results JSON, markdown tables and figures of one build of the regime comparison.
 
-    python -m experiments.regimes.summary --work runs/regimes/default --name default
+    python -m experiments.regimes.summary --name default        # reads runs/regimes/default
 
-Reads `<work>/eval/*.json|*.predictions.jsonl` and `<work>/train/*/{run_config,probes}.json`
-written by `experiments.regimes.run`, so it can be rerun after more seeds finish.
+Reads `<work>/<name>/eval/*.json|*.predictions.jsonl` and
+`<work>/<name>/train/*/{run_config,probes}.json` written by `experiments.regimes.run`, so it can be
+rerun after more seeds finish.
 """
 from __future__ import annotations
 
@@ -84,8 +85,7 @@ def collect(work: Path) -> dict[str, Any]:
 def chrf_block(work: Path, probes: dict[str, Any], complete: bool) -> dict[str, Any]:
     """The same table and verdicts on chrF/100: a graded score, for bins where exact match is 0."""
     predictions = common_seeds(load_predictions(work / "eval", "chrf"))
-    pooled = {m: {i: {**r, "score": r["score"] / 100.0} for i, r in seed_mean_rows(runs).items()}
-              for m, runs in predictions.items() if m in MODELS}
+    pooled = {m: seed_mean_rows(runs) for m, runs in predictions.items() if m in MODELS}
     table = {m: by_bin(pooled[m]) for m in MODELS if m in pooled}
     return {"by_bin": table, "claims": judge_claims(pooled, table, probes) if complete else None}
 
@@ -156,12 +156,13 @@ def write_results(work: Path, name: str, results_dir: Path, figures_dir: Path) -
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work", type=Path, default=Path("runs/regimes/default"))
-    parser.add_argument("--name", default="default")
+    parser.add_argument("--work", type=Path, default=Path("runs/regimes"),
+                        help="the folder `run --work` wrote to; the build is read from WORK/NAME")
+    parser.add_argument("--name", default="default", help="the build's `run --name`")
     parser.add_argument("--results", type=Path, default=HERE / "results")
     parser.add_argument("--figures", type=Path, default=HERE / "figures")
     args = parser.parse_args(argv)
-    write_results(args.work, args.name, args.results, args.figures)
+    write_results(args.work / args.name, args.name, args.results, args.figures)
     return 0
 
 
