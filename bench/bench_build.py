@@ -22,7 +22,7 @@ import numpy as np
 
 
 def english_words() -> list[str]:
-    from stages.embed import default_model_path
+    from stages.embed.models import default_model_path
 
     vocab = (default_model_path() / "vocab.txt").read_text(encoding="utf-8").split("\n")
     return [w for w in vocab if w.isalpha() and w.isascii() and len(w) > 1]

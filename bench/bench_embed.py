@@ -25,8 +25,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from schemas.config import EmbedderSpec  # noqa: E402
-from stages.embed import make_embedder  # noqa: E402
-from stages.embed_cache import CachedEmbedder  # noqa: E402
+from stages.embed.models import make_embedder  # noqa: E402
+from stages.embed.cache import CachedEmbedder  # noqa: E402
 
 _WORDS = {
     "det": "the a this that every one some another no my our their".split(),

@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stages.retrieve import BM25Index, tokenize_many  # noqa: E402
+from stages.retrieve.bm25 import BM25Index, tokenize_many  # noqa: E402
 from stages.text import normalize_text  # noqa: E402
 
 _SYLLABLES = ["ka", "lo", "mi", "ne", "ru", "ta", "si", "vo", "be", "da", "fu", "ge", "ho", "ji", "pa", "ze"]

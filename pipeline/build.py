@@ -7,21 +7,14 @@ which stages will be reused.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from pipeline.components import make_specs
 from pipeline.store import publish_version
 from schemas.config import BuildConfig, RunOptions
-from stages.base import DONE_MARKER, Stage, StageResult, cache_folder, execute, fingerprint
-from stages.readers import describe_source
-
-
-@dataclass
-class StageSpec:
-    stage: Stage
-    inputs: tuple[str, ...]
-    extra: dict[str, str] = field(default_factory=dict)  # fingerprints of files the stage reads itself
+from stages.base import DONE_MARKER, StageResult, StageSpec, cache_folder, execute, fingerprint
+from stages.ingest.readers import describe_source
 
 
 def input_fingerprints(config: BuildConfig, options: RunOptions) -> dict[str, Any]:
@@ -60,8 +53,6 @@ def build(config: BuildConfig, options: RunOptions, log: Callable[[str], None] |
           dry_run: bool = False) -> Path | dict:
     """Run the build; returns the published version folder (or, with dry_run, the paraphrase
     cost estimate, having run only the stages that decide what would be paraphrased)."""
-    from pipeline.components import make_specs
-
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
     inputs = input_fingerprints(config, options)
     cache_root = Path(options.cache_dir or Path(options.out_dir) / ".cache")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from pipeline.errors import UserError
+from schemas.errors import UserError
 from pipeline.tasks import DEFAULT_TASK, builtin_tasks, load_task
 from schemas.config import BuildConfig, ContextWeights, RunOptions
 

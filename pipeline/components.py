@@ -10,14 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from schemas.config import BuildConfig, RunOptions
-from stages.assemble import Assemble
-from stages.base import StageResult
-from stages.embed_stage import Embed
-from stages.ingest import Ingest
+from stages.assemble.stage import Assemble
+from stages.base import StageResult, StageSpec
+from stages.embed.stage import Embed
+from stages.ingest.stage import Ingest
 from stages.paraphrase.base import BackendContext, ParaphraseBackend, make_backend
 from stages.paraphrase.stage import Paraphrase, sources_to_paraphrase
 from stages.plan import Plan
-from stages.retrieve_stage import Retrieve
+from stages.retrieve.stage import Retrieve
 
 
 class Components:
@@ -25,7 +25,7 @@ class Components:
         self.config, self.options, self.cache_root = config, options, cache_root
 
     def _make_embedder(self, progress: bool):
-        from stages.embed import make_embedder
+        from stages.embed.models import make_embedder
 
         return make_embedder(self.config.task.embedder, device=self.options.device,
                              batch_size=self.options.batch_size, progress=progress,
@@ -36,7 +36,7 @@ class Components:
         inner = self._make_embedder(self.options.progress)
         if self.config.task.embedder.kind != "sentence-transformers":
             return inner  # symbol embedders cost microseconds a text: a cache would cost more
-        from stages.embed_cache import CachedEmbedder
+        from stages.embed.cache import CachedEmbedder
 
         return CachedEmbedder(inner, self.cache_root / "embeddings")
 
@@ -72,8 +72,6 @@ class Components:
 
 def make_specs(config: BuildConfig, options: RunOptions, cache_root: Path, extra: dict[str, str]):
     """The stages in run order; `extra` fingerprints the input files, which only ingest reads."""
-    from pipeline.build import StageSpec
-
     parts = Components(config, options, cache_root)
     overrides = {"train": options.train_path, "test": options.test_path, "test_ood": options.test_ood_path}
     specs = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pipeline.errors import UserError
+from schemas.errors import UserError
 from pipeline.store import SPLIT_FOLDERS, list_versions
 
 

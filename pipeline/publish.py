@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pipeline.errors import UserError
-from stages.readers import hub_reachable
+from schemas.errors import UserError
+from stages.ingest.readers import hub_reachable
 
 
 def publish_version_folder(folder: Path, repo_id: str, private: bool = False, api=None) -> str:

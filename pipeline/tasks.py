@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from pipeline.errors import UserError
+from schemas.errors import UserError
 from schemas.config import TaskConfig
 
 DEFAULT_TASK = "align-synth"

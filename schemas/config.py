@@ -41,7 +41,7 @@ class SourceSpec(Strict):
 
 
 class GeneratorSpec(Strict):
-    """Parameters of the `align-synth` generator (DESIGN.md section 4)."""
+    """Parameters of the `align-synth` generator (docs/design.md section 4)."""
 
     symbols: str = "ABCDEFGH"
     min_len: int = 3

@@ -120,6 +120,16 @@ class Stage(ABC):
         return fingerprint(self.name, self.version, self.params(), sorted(upstream.items()))
 
 
+@dataclass
+class StageSpec:
+    """A stage placed in a build: the upstream stages it reads, and fingerprints of files it reads
+    itself (only ingest has those)."""
+
+    stage: Stage
+    inputs: tuple[str, ...]
+    extra: dict[str, str] = field(default_factory=dict)
+
+
 def cache_folder(cache_root: Path, stage_name: str, stage_fingerprint: str) -> Path:
     return Path(cache_root) / "stages" / stage_name / stage_fingerprint[:24]
 

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from pipeline.store import SPLIT_FOLDERS
-from stages.assemble import Assemble
+from stages.assemble.stage import Assemble
 from tests.conftest import SMALL, build_small, run_pipeline
 
 

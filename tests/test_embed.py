@@ -8,11 +8,11 @@ import warnings
 import numpy as np
 import pytest
 
-import stages.embed as embed_module
-from pipeline.errors import UserError
+import stages.embed.models as embed_module
+from schemas.errors import UserError
 from schemas.config import EmbedderSpec
-from stages.embed import SymbolBagEmbedder, default_model_path, make_embedder, model_content_id, symbol_index
-from stages.embed_cache import CachedEmbedder
+from stages.embed.models import SymbolBagEmbedder, default_model_path, make_embedder, model_content_id, symbol_index
+from stages.embed.cache import CachedEmbedder
 
 SENTENCES = [
     "The committee approved the budget for next year.",

@@ -5,10 +5,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.errors import UserError
+from schemas.errors import UserError
 from pipeline.tasks import load_task
 from stages.base import StageStats
-from stages.ingest import Ingest
+from stages.ingest.stage import Ingest
 
 
 def _ingest(train, test, ood=None, pool_size=100):

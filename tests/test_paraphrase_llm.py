@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.errors import UserError
+from schemas.errors import UserError
 from stages.paraphrase.base import BackendContext, make_backend
 from stages.paraphrase.llm.cache import AnswerCache
 from stages.paraphrase.llm.prompts import MalformedAnswer, load_template, parse_answer

@@ -1,7 +1,7 @@
 """`pipeline publish` uploads the version folder as it is, under <task>/<version>, and fails in one line."""
 import pytest
 
-from pipeline.errors import UserError
+from schemas.errors import UserError
 from pipeline.publish import publish_version_folder
 from tests.conftest import run_pipeline
 

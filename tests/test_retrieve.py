@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from rank_bm25 import BM25Okapi
 
-import stages.retrieve as retrieve
-from pipeline.errors import UserError
-from stages.retrieve import BM25Index, bm25_topk, tokenize, tokenize_many
+import stages.retrieve.bm25 as retrieve
+from schemas.errors import UserError
+from stages.retrieve.bm25 import BM25Index, bm25_topk, tokenize, tokenize_many
 
 
 def word_soup(seed: int, n_docs: int = 300, vocab: int = 150, max_len: int = 16) -> list[list[str]]:

@@ -1,8 +1,8 @@
 import numpy as np
 
 from schemas.config import GeneratorSpec
-from stages.synth import AlignSynth, generate
-from stages.symbol_embed import SymbolRunEmbedder
+from stages.ingest.synth import AlignSynth, generate
+from stages.embed.symbols import SymbolRunEmbedder
 
 
 def test_generation_is_deterministic():

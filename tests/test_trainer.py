@@ -11,7 +11,7 @@ try:
 except ImportError:  # tests/ imported as a package
     from tests import conftest_trainer as fixtures
 
-from pipeline.errors import UserError
+from schemas.errors import UserError
 from trainer.config import TrainConfig, parse_cli
 from trainer.data import fit_to_length, load_split, open_version, training_rows
 

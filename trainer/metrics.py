@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from pipeline.errors import UserError
+from schemas.errors import UserError
 
 SimilarityFn = Callable[[list[str], list[str], list[str]], list[float]]
 """(hypotheses, references, sources) -> one similarity in [0, 1] per pair."""
@@ -72,7 +72,7 @@ def chrf_similarity(hypotheses: list[str], references: list[str], sources: list[
 
 
 def similarity_function(comet_path: str | None) -> SimilarityFn:
-    """chrF by default; COMET-22 when a local checkpoint is given (DESIGN.md section 3)."""
+    """chrF by default; COMET-22 when a local checkpoint is given (docs/design.md section 3)."""
     return Comet(comet_path) if comet_path else chrf_similarity
 
 

@@ -1,4 +1,4 @@
-"""The IWL, ICL and copy probes of DESIGN.md section 3, on a version's `probe` set.
+"""The IWL, ICL and copy probes of docs/design.md section 3, on a version's `probe` set.
 
 Usage:
 
@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.errors import UserError
+from schemas.errors import UserError
 from stages.base import write_json_atomically
 from trainer.config import ProbeConfig, run_cli
 from trainer.data import first_items, load_split, open_version

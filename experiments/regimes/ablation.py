@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import UserError
+from schemas.errors import UserError
 from stages.base import write_json_atomically
 
 from .aggregate import METRICS, by_bin, load_predictions, paired_difference, seed_mean_rows

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.errors import UserError
+from schemas.errors import UserError
 from trainer.report import BIN_NAMES, bootstrap_group_means, similarity_bin
 
 REGIMES = ("zero", "random", "similar", "contrastive")

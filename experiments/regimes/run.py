@@ -18,7 +18,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from pipeline.errors import UserError
+from schemas.errors import UserError
 
 from .aggregate import MODELS, REGIMES
 from .summary import write_results

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import UserError
+from schemas.errors import UserError
 from stages.base import write_json_atomically
 from trainer.report import BIN_NAMES
 

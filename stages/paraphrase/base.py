@@ -72,7 +72,7 @@ def backend_names() -> list[str]:
 
 
 def make_backend(name: str, options: dict[str, Any], context: BackendContext) -> ParaphraseBackend:
-    from pipeline.errors import UserError
+    from schemas.errors import UserError
 
     _load_builtin_backends()
     if name not in _REGISTRY:

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.errors import UserError
+from schemas.errors import UserError
 from stages.paraphrase.base import ParaphraseBackend, ParaphraseOutput, register
 from stages.text import normalize_text
 

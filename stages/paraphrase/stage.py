@@ -11,7 +11,7 @@ from typing import Any, Callable
 import numpy as np
 import pyarrow as pa
 
-from pipeline.errors import UserError
+from schemas.errors import UserError
 from schemas.rows import PARAPHRASE_SCHEMA
 from stages.base import Artifacts, Stage, StageStats
 from stages.paraphrase.base import ParaphraseBackend

@@ -9,7 +9,7 @@ import importlib
 from abc import abstractmethod
 from typing import Any
 
-from pipeline.errors import UserError
+from schemas.errors import UserError
 from stages.paraphrase.llm.backend import LLMBackend, check_reachable, read_key
 from stages.paraphrase.llm.cache import AnswerCache
 from stages.paraphrase.llm.engine import (CallFailed, EngineResult, EngineSettings, Reply, RequestEngine)

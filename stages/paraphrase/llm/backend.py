@@ -14,7 +14,7 @@ from collections import Counter
 from typing import Any
 from urllib.parse import urlsplit
 
-from pipeline.errors import UserError
+from schemas.errors import UserError
 from stages.paraphrase.base import BackendContext, ParaphraseBackend, ParaphraseOutput
 from stages.paraphrase.llm.cache import AnswerCache, item_key, key_prefix
 from stages.paraphrase.llm.engine import EngineResult

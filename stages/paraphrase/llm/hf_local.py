@@ -14,7 +14,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from pipeline.errors import UserError
+from schemas.errors import UserError
 from stages.paraphrase.base import register
 from stages.paraphrase.llm.backend import LLMBackend
 from stages.paraphrase.llm.cache import AnswerCache

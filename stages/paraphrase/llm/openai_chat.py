@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pipeline.errors import UserError
+from schemas.errors import UserError
 from stages.paraphrase.base import register
 from stages.paraphrase.llm.api import APIBackend, classify_transport
 from stages.paraphrase.llm.engine import CallFailed, Reply

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from pipeline.errors import UserError
+from schemas.errors import UserError
 
 
 class LLMOptions(BaseModel):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError, field_validator
 
-from pipeline.errors import UserError
+from schemas.errors import UserError
 
 PROMPT_DIR = Path(__file__).resolve().parents[1] / "prompts"
 PROMPT_FILES = {"mt": "mt_paraphrase_v1.txt", "sql": "sql_paraphrase_v1.txt"}

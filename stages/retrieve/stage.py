@@ -10,10 +10,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from pipeline.errors import UserError
+from schemas.errors import UserError
 from stages.base import Artifacts, Stage, StageStats
-from stages.retrieve import BM25Index, tokenize_many
-from stages.symbol_embed import symbol_run_features
+from stages.retrieve.bm25 import BM25Index, tokenize_many
+from stages.embed.symbols import symbol_run_features
 from stages.text import normalize_text
 
 

@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from stages.retrieve import BM25Index
+from stages.retrieve.bm25 import BM25Index
 
 PARAPHRASE_SLOT = -1
 

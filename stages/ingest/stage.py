@@ -13,11 +13,11 @@ from typing import Any, Iterable
 import numpy as np
 import pyarrow as pa
 
-from pipeline.errors import UserError
+from schemas.errors import UserError
 from schemas.config import SourceSpec, TaskConfig
 from schemas.rows import PAIR_SCHEMA, TEST_PAIR_SCHEMA
 from stages.base import Artifacts, Stage, StageStats
-from stages.readers import RawRow, _Invalid, read_hub, read_local
+from stages.ingest.readers import RawRow, _Invalid, read_hub, read_local
 from stages.text import clean_text, normalize_text
 
 SPLITS = ("train", "test", "test_ood")
@@ -77,7 +77,7 @@ class Ingest(Stage):
 
     def _raw_rows(self) -> dict[str, list[RawRow]]:
         if self.task.kind == "synthetic" and not self.overrides.get("train"):
-            from stages.synth import generate
+            from stages.ingest.synth import generate
 
             generated = generate(self.task.generator, self.task.pool_size, self.task.test_size,
                                  self.task.ood_size, self.seed)

@@ -21,7 +21,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.linalg.blas import sgemm
 
-from pipeline.errors import UserError
+from schemas.errors import UserError
+from stages.retrieve.gpu import CudaScorer, cuda_available
 
 _SPARE = 16  # candidates proposed beyond k, so a few near ties rarely force the exact fallback
 _BLOCK_FLOATS = 4_000_000  # float32 cells in one (queries x docs) score block: ~16 MB, cache friendly
@@ -110,7 +111,7 @@ class BM25Index:
         self.idf = self._idf(np.bincount(counts.indices, minlength=counts.shape[1]))
         self.weights = self._weights(counts)  # (docs x terms) float64: idf * saturated tf
         self._fast: dict | None = None  # float32 head/tail split for topk, built on first use
-        self._cuda_weights = None
+        self._cuda_scorer = None
 
     def _count_matrix(self, corpus: list[list[str]]) -> sp.csr_matrix:
         """Doc x term counts; term ids ordered by document frequency (most frequent first)."""
@@ -224,21 +225,6 @@ class BM25Index:
                 block[...] = result.T
         return block
 
-    def _cuda_block(self, queries: sp.csr_matrix, excluded: tuple, width: int) -> tuple[np.ndarray, np.ndarray]:
-        """GPU variant of score block + exclusion + top-width (untested without a GPU)."""
-        import torch
-
-        if self._cuda_weights is None:
-            w = self.weights.astype(np.float32)
-            self._cuda_weights = torch.sparse_csr_tensor(
-                torch.from_numpy(w.indptr.astype(np.int64)), torch.from_numpy(w.indices.astype(np.int64)),
-                torch.from_numpy(w.data), size=w.shape).to("cuda")
-        dense_queries = torch.from_numpy(queries.astype(np.float32).toarray()).to("cuda")
-        block = (self._cuda_weights @ dense_queries.T).T.contiguous()
-        block[torch.from_numpy(excluded[0]).cuda(), torch.from_numpy(excluded[1]).cuda()] = -torch.inf
-        vals, idx = torch.topk(block, width, dim=1, largest=True, sorted=True)
-        return idx.cpu().numpy().astype(np.int64), vals.cpu().numpy()
-
     def topk(self, queries: list[list[str]], k: int, exclude: list[set[int]] | None = None,
              progress: bool = False, *, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
         """Best k docs per query: (int64 indices, float32 scores), shape (n, k), best first, ties by
@@ -254,7 +240,7 @@ class BM25Index:
         width = min(k + _SPARE, self.n_docs)
         if n == 0 or k == 0 or self.n_docs == 0:
             return out_idx, out_scores.astype(np.float32)
-        use_cuda = device.startswith("cuda") and _cuda_available()
+        use_cuda = device.startswith("cuda") and cuda_available()
         step = max(1, min(4096, _BLOCK_FLOATS // self.n_docs)) * (8 if use_cuda else 1)
         buffer = None if use_cuda else np.empty((min(step, n), self.n_docs), np.float32)
         with tqdm(total=n, unit="query", desc="BM25 top-k", disable=not progress) as bar:
@@ -263,7 +249,9 @@ class BM25Index:
                 batch, batch_excluded = query_matrix[rows], excluded[rows]
                 cells = _batch_exclusions(batch_excluded)
                 if use_cuda:
-                    idx, vals = self._cuda_block(batch, cells, width)
+                    if self._cuda_scorer is None:
+                        self._cuda_scorer = CudaScorer(self.weights)
+                    idx, vals = self._cuda_scorer.top_width(batch, cells, width)
                 else:
                     block = self._cpu_block(batch, buffer)
                     block[cells] = -np.inf
@@ -321,14 +309,6 @@ def _batch_exclusions(lists: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
     row_ids = np.repeat(np.arange(len(lists)), [len(ids) for ids in lists])
     doc_ids = np.fromiter((d for ids in lists for d in ids), np.int64, count=len(row_ids))
     return row_ids, doc_ids
-
-
-def _cuda_available() -> bool:
-    try:
-        import torch
-    except ImportError:  # pragma: no cover
-        return False
-    return bool(torch.cuda.is_available())
 
 
 def bm25_topk(queries: list[list[str]], corpus: list[list[str]], k: int,

