@@ -14,16 +14,17 @@ from pipeline.components import make_specs
 from pipeline.store import publish_version
 from schemas.config import BuildConfig, RunOptions
 from stages.base import DONE_MARKER, StageResult, StageSpec, cache_folder, execute, fingerprint
-from stages.ingest.readers import describe_source
+from pipeline.preflight import SPLITS, overrides, preflight, source_access
+from stages.ingest.sources import describe_source, split_source
 
 
 def input_fingerprints(config: BuildConfig, options: RunOptions) -> dict[str, Any]:
+    """What the inputs are, by content: hashed into the version and written to the manifest."""
     task = config.task
     if task.kind == "synthetic" and not options.train_path:
         return {"generator": task.generator.model_dump()}
-    return {"train": describe_source(task.train, options.train_path),
-            "test": describe_source(task.test, options.test_path),
-            "test_ood": describe_source(task.test_ood, options.test_ood_path)}
+    given = overrides(options)
+    return {split: describe_source(split_source(task, split, given[split])) for split in SPLITS}
 
 
 def plan_fingerprints(specs: list[StageSpec], cache_root: Path) -> dict[str, tuple[str, bool]]:
@@ -62,10 +63,11 @@ def build(config: BuildConfig, options: RunOptions, log: Callable[[str], None] |
     planned = plan_fingerprints(specs, cache_root)
     log(f"building {config.task.name} version {version}; cached stages: "
         + (", ".join(name for name, (_, hit) in planned.items() if hit) or "none"))
+    need_backend = not dry_run and not planned["paraphrase"][1]
+    preflight(config, options, source_access(options, cache_root), not planned["ingest"][1],
+              components.check_paraphraser if need_backend else None, log)
     if dry_run:
         return components.estimate(run_stages(specs[:2], cache_root, log))
-    if not planned["paraphrase"][1]:
-        components.check_paraphraser()
     results = run_stages(specs, cache_root, log)
     folder = publish_version(config, options, version, inputs, results)
     log(f"wrote {folder}")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,11 +22,47 @@ def max_sim_histogram(values: np.ndarray, width: int = 40) -> list[str]:
     return lines
 
 
+def _overridden(manifest: dict[str, Any]) -> list[str]:
+    """Splits built from a file other than the one the task declares (a command-line override)."""
+    task = manifest["config"]["task"]
+    out = []
+    for split, used in manifest.get("inputs", {}).items():
+        declared = task.get(split) or {}
+        if "file" in used and Path(declared.get("path") or "").name != used["file"]:
+            out.append(split)
+    return out
+
+
+def inputs_section(manifest: dict[str, Any]) -> list[str]:
+    """What each split was read from, by name and content hash or pinned coordinates, and rows."""
+    read = manifest["stages"].get("ingest", {}).get("counters", {}).get("inputs", {})
+    lines = ["## Inputs", "", "| split | source | identity | rows read |", "|---|---|---|---|"]
+    for split, used in manifest.get("inputs", {}).items():
+        if "file" in used:
+            source, identity = used["file"], f"sha256 {str(used.get('sha256'))[:16]}"
+        elif "hub" in used:
+            source = read.get(split, {}).get("source") or f"hub:{used['hub']['path']}"
+            identity = f"revision {used['hub'].get('revision') or 'unpinned'}"
+        elif "opus" in used:
+            opus = used["opus"]
+            source, identity = f"opus:{opus['corpus']}/{opus['version']}/{opus['pair']}", "OPUS archive"
+        else:
+            source, identity = split, json.dumps(used, sort_keys=True)
+        lines.append(f"| {split} | {source} | {identity} | {read.get(split, {}).get('rows_read', '-')} |")
+    if "generator" in manifest.get("inputs", {}):
+        lines[4:] = [f"| all | generated in code | {json.dumps(manifest['inputs']['generator'])} | - |"]
+    return lines + [""]
+
+
 def dataset_card(manifest: dict[str, Any], tables: dict[str, pa.Table]) -> str:
     config = manifest["config"]
     task = config["task"]
+    overridden = _overridden(manifest)
+    about = task.get("description", "").strip() if not overridden else (
+        f"Task `{task['name']}` ({task['kind']}), built from local files for {', '.join(overridden)} "
+        "instead of the task's declared sources; see Inputs.")
     lines = [f"# IC-Train dataset: {manifest['task']} ({manifest['version']})", "",
-             task.get("description", "").strip(), "",
+             about, "", *inputs_section(manifest),
              "Built by ictrain's `pipeline build` with contrastive context sampling. Load any split with",
              "`datasets.load_from_disk(<this folder>/<split>)`.", "",
              "## How it was built", "",

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from schemas.errors import UserError
 from pipeline.tasks import DEFAULT_TASK, builtin_tasks, load_task
-from schemas.config import BuildConfig, ContextWeights, RunOptions
+from schemas.config import DEFAULT_HUB_ENDPOINT, DEFAULT_OPUS_URL, BuildConfig, ContextWeights, RunOptions
 
 
 def _build_parser(sub) -> None:
@@ -72,6 +72,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     s = sub.add_parser("show", help="counts and two rendered prompts per split of a version folder")
     s.add_argument("path")
     sub.add_parser("tasks", help="list the built-in tasks")
+    src = sub.add_parser("sources", help="list a task's sources; --check probes them, --download fetches them")
+    src.add_argument("--task", default=DEFAULT_TASK, help=f"built-in task or task YAML path (default {DEFAULT_TASK})")
+    src.add_argument("--check", action="store_true",
+                     help="probe each source (pinned revision, config, access) without downloading data; exit 1 on failure")
+    src.add_argument("--download", action="store_true",
+                     help="fetch every source into the cache, for building later without network")
+    src.add_argument("--out", default="runs", help="output folder whose cache holds downloads (default runs)")
+    src.add_argument("--cache-dir", help="cache folder (default OUT/.cache)")
     pub = sub.add_parser("publish", help="upload a version folder to a Hub dataset repository")
     pub.add_argument("path")
     pub.add_argument("--repo-id", required=True, help="e.g. your-name/ictrain-en-lt")
@@ -121,6 +129,22 @@ def resolve_config(args: argparse.Namespace) -> BuildConfig:
         raise UserError(f"invalid build settings: {message}")
 
 
+def remote_settings() -> dict[str, str | None]:
+    """Hub endpoint and token, OPUS base URL: read from the environment here, and only here."""
+    from huggingface_hub import get_token
+
+    return {"hub_endpoint": os.environ.get("HF_ENDPOINT") or DEFAULT_HUB_ENDPOINT, "hub_token": get_token(),
+            "opus_url": os.environ.get("ICTRAIN_OPUS_URL") or DEFAULT_OPUS_URL}
+
+
+def cmd_sources(args: argparse.Namespace) -> int:
+    from pipeline.sources import cmd_sources as run
+
+    options = RunOptions(out_dir=args.out, cache_dir=args.cache_dir, **remote_settings())
+    cache_root = Path(args.cache_dir or Path(args.out) / ".cache")
+    return run(args.task, options, cache_root, args.check, args.download)
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     from pipeline.build import build
 
@@ -132,7 +156,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     options = RunOptions(out_dir=args.out, cache_dir=args.cache_dir, device=args.device, batch_size=args.batch_size,
                          exact_embeddings=args.exact_embeddings,
                          progress=sys.stderr.isatty() if args.progress is None else args.progress,
-                         train_path=args.train, test_path=args.test, test_ood_path=args.test_ood)
+                         train_path=args.train, test_path=args.test, test_ood_path=args.test_ood,
+                         **remote_settings())
     result = build(config, options, dry_run=args.dry_run)
     print(json.dumps(result, indent=2) if args.dry_run else str(result))
     return 0
@@ -149,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
             return inspect.cmd_versions(args.out, args.task)
         if args.command == "show":
             return inspect.cmd_show(Path(args.path))
+        if args.command == "sources":
+            return cmd_sources(args)
         if args.command == "publish":
             from pipeline.publish import publish_version_folder
 
@@ -157,7 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(builtin_tasks()))
         return 0
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines() or [""]:
+            print(f"error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: finished stages are cached; rerun the same command to resume", file=sys.stderr)

@@ -9,6 +9,7 @@ import functools
 from pathlib import Path
 from typing import Any
 
+from pipeline.preflight import overrides, source_access
 from schemas.config import BuildConfig, RunOptions
 from stages.assemble.stage import Assemble
 from stages.base import StageResult, StageSpec
@@ -73,9 +74,9 @@ class Components:
 def make_specs(config: BuildConfig, options: RunOptions, cache_root: Path, extra: dict[str, str]):
     """The stages in run order; `extra` fingerprints the input files, which only ingest reads."""
     parts = Components(config, options, cache_root)
-    overrides = {"train": options.train_path, "test": options.test_path, "test_ood": options.test_ood_path}
     specs = [
-        StageSpec(Ingest(config.task, config.seed, overrides), (), extra),
+        StageSpec(Ingest(config.task, config.seed, overrides(options), source_access(options, cache_root)),
+                  (), extra),
         StageSpec(Plan(config.weights, config.seed), ("ingest",)),
         StageSpec(Retrieve(max(config.m, config.k), config.k, config.task.retrieval_tokens, options.progress,
                             options.device), ("ingest",)),

@@ -85,9 +85,22 @@ def point_latest(task_dir: Path, version: str) -> None:
     os.replace(tmp, link)
 
 
+def without_machine_paths(value: Any) -> Any:
+    """The manifest and card are published: absolute paths of the builder's machine (a task YAML's
+    file, a paraphrase file, an embedder folder) are cut to their file names."""
+    if isinstance(value, dict):
+        return {key: without_machine_paths(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [without_machine_paths(item) for item in value]
+    if isinstance(value, str) and os.path.isabs(value):
+        return Path(value).name
+    return value
+
+
 def build_manifest(config: BuildConfig, version: str, inputs: dict[str, Any],
                    results: dict[str, StageResult]) -> dict[str, Any]:
-    return {"task": config.task.name, "version": version, "config": config.model_dump(mode="json"),
+    return {"task": config.task.name, "version": version,
+            "config": without_machine_paths(config.model_dump(mode="json")),
             "inputs": inputs, "package_version": package_version(),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "stages": {name: result.manifest_entry() for name, result in results.items()}}

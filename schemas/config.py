@@ -10,6 +10,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
+DEFAULT_HUB_ENDPOINT = "https://huggingface.co"
+DEFAULT_OPUS_URL = "https://object.pouta.csc.fi"
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -33,11 +37,39 @@ class HubSource(Strict):
     revision: str | None = None
 
 
+class OpusSource(Strict):
+    """A parallel corpus from OPUS, read from its Moses-format archive (`<pair>.txt.zip`, two
+    aligned text files). OPUS names a pair with its two language codes in alphabetical order."""
+
+    corpus: str  # e.g. EMEA, Tanzil
+    version: str  # e.g. v3
+    source_lang: str  # OPUS language code of the source side, e.g. en
+    target_lang: str
+
+    @property
+    def pair(self) -> str:
+        return "-".join(sorted((self.source_lang, self.target_lang)))
+
+
 class SourceSpec(Strict):
     hub: HubSource | None = None
+    opus: OpusSource | None = None
     path: str | None = None  # a local file (TSV/CSV with header, JSONL, Parquet)
     source_column: str = "source"
     target_column: str = "target"
+    licence: str | None = None  # shown by `pipeline sources`; what the user agrees to by using it
+    size: str | None = None  # rough size of what a build downloads, for `pipeline sources`
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "SourceSpec":
+        kinds = [name for name in ("hub", "opus", "path") if getattr(self, name)]
+        if len(kinds) > 1:
+            raise ValueError(f"a source is one of hub, opus or path; this one sets {' and '.join(kinds)}")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return "hub" if self.hub else "opus" if self.opus else "file" if self.path else "none"
 
 
 class GeneratorSpec(Strict):
@@ -143,3 +175,6 @@ class RunOptions(Strict):
     train_path: str | None = None
     test_path: str | None = None
     test_ood_path: str | None = None
+    hub_endpoint: str = DEFAULT_HUB_ENDPOINT  # HF_ENDPOINT, read by the CLI
+    hub_token: str | None = Field(default=None, exclude=True, repr=False)  # never written anywhere
+    opus_url: str = DEFAULT_OPUS_URL  # ICTRAIN_OPUS_URL, read by the CLI

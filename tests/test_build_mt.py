@@ -1,5 +1,6 @@
 """An MT task from local files with the real MiniLM embedder and precomputed paraphrases."""
 import json
+from pathlib import Path
 
 import datasets
 import numpy as np
@@ -47,6 +48,39 @@ def test_mt_build_from_local_files(tmp_path):
         assert len(close) == 1 and close[0]["target"] == row["target"] and close[0]["cosine"] > 0.8
     manifest = json.loads(open(f"{version}/manifest.json").read())
     assert manifest["inputs"]["train"]["sha256"]
+    _published_files_describe_the_local_inputs(Path(version), tmp_path)
     assert manifest["stages"]["embed"]["rows_out"] > 0
     code, out2, _ = run_pipeline("versions", "--task", "en-hi", "--out", str(tmp_path / "out"))
     assert code == 0 and version.rsplit("/", 1)[-1] in out2
+
+
+def _published_files_describe_the_local_inputs(version: Path, machine_folder: Path) -> None:
+    """The card and manifest name the files actually used (not the task's Hub sources) and hold
+    no path of the builder's machine: both are published."""
+    card = (version / "README.md").read_text()
+    manifest_text = (version / "manifest.json").read_text()
+    for published in (card, manifest_text):
+        assert str(machine_folder) not in published
+    assert "Samanantar" not in card and "built from local files for train, test, test_ood" in card
+    assert "| train | train.tsv | sha256 " in card and "| 70 |" in card
+    manifest = json.loads(manifest_text)
+    assert manifest["inputs"]["train"]["file"] == "train.tsv"
+    assert manifest["config"]["paraphraser_options"]["path"] == "para.jsonl"
+    assert manifest["stages"]["ingest"]["counters"]["inputs"]["test"] == {"source": "test.tsv", "rows_read": 10}
+
+
+def test_the_version_does_not_depend_on_where_the_input_files_are(tmp_path):
+    rows = _corpus()
+    versions = []
+    for folder in ("a", "b"):
+        base = tmp_path / folder
+        base.mkdir()
+        for name, part in (("train.tsv", rows[:70]), ("test.tsv", rows[70:80]), ("ood.tsv", rows[80:])):
+            (base / name).write_text("source\ttarget\n" + "".join(f"{s}\t{t}\n" for s, t in part), encoding="utf-8")
+        code, out, err = run_pipeline("build", "--task", "en-hi", "--train", str(base / "train.tsv"),
+                                      "--test", str(base / "test.tsv"), "--test-ood", str(base / "ood.tsv"),
+                                      "--paraphraser", "none", "--out", str(tmp_path / "out"),
+                                      "--probe-size", "5", "--no-progress")
+        assert code == 0, err
+        versions.append(out.strip().splitlines()[-1])
+    assert versions[0] == versions[1]

@@ -1,4 +1,4 @@
-"""Read labelled pairs from local files or the Hub, keeping file and line for every row.
+"""Read labelled pairs from local files, keeping file and line for every row.
 
 Readers never clean or judge rows: they yield `RawRow`s (text may hold lone surrogates where the
 bytes were not valid UTF-8) and raise `UserError` only for problems of the whole file (missing,
@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Iterator
 
 from schemas.errors import UserError
-from schemas.config import HubSource, SourceSpec
 
 SUFFIXES = {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
 
@@ -77,7 +76,7 @@ def _read_delimited(path: Path, delimiter: str, source_column: str, target_colum
             continue
         source = record[s_idx] if s_idx < len(record) else None
         target = record[t_idx] if t_idx < len(record) else None
-        yield RawRow(str(path), line, source, target)
+        yield RawRow(path.name, line, source, target)
 
 
 def _read_jsonl(path: Path, source_column: str, target_column: str) -> Iterator[RawRow]:
@@ -89,14 +88,14 @@ def _read_jsonl(path: Path, source_column: str, target_column: str) -> Iterator[
             try:
                 record = json.loads(text)
             except ValueError:
-                yield RawRow(str(path), line_no, _Invalid("not valid JSON"), None)
+                yield RawRow(path.name, line_no, Invalid("not valid JSON"), None)
                 continue
             if not isinstance(record, dict):
-                yield RawRow(str(path), line_no, _Invalid("not a JSON object"), None)
+                yield RawRow(path.name, line_no, Invalid("not a JSON object"), None)
                 continue
             if line_no == 1 and source_column not in record and target_column not in record:
                 raise _missing_columns(path, sorted(record), (source_column, target_column))
-            yield RawRow(str(path), line_no, record.get(source_column), record.get(target_column))
+            yield RawRow(path.name, line_no, record.get(source_column), record.get(target_column))
 
 
 def _read_parquet(path: Path, source_column: str, target_column: str) -> Iterator[RawRow]:
@@ -112,10 +111,10 @@ def _read_parquet(path: Path, source_column: str, target_column: str) -> Iterato
     sources = table.column(source_column).to_pylist()
     targets = table.column(target_column).to_pylist()
     for i, (source, target) in enumerate(zip(sources, targets), start=1):
-        yield RawRow(str(path), i, source, target)
+        yield RawRow(path.name, i, source, target)
 
 
-class _Invalid(str):
+class Invalid(str):
     """Marks a row the reader could not parse; ingest rejects it with this text as the reason."""
 
 
@@ -133,51 +132,3 @@ def hub_reachable(timeout: float = 3.0) -> bool:
             return True
     except OSError:
         return False
-
-
-def read_hub(spec: HubSource, label: str) -> Iterator[RawRow]:
-    if not hub_reachable():
-        raise UserError(f"cannot reach the Hub to load {spec.path}; pass a local file with --{label} PATH "
-                        f"(TSV/CSV/JSONL/Parquet with source/target columns)")
-    try:
-        import datasets
-        if spec.source is not None and spec.target is not None:
-            src = datasets.load_dataset(spec.path, spec.source.name, split=spec.split, revision=spec.revision)
-            tgt = datasets.load_dataset(spec.path, spec.target.name, split=spec.split, revision=spec.revision)
-            pairs = zip(src[spec.source.field], tgt[spec.target.field])
-        else:
-            data = datasets.load_dataset(spec.path, spec.name, split=spec.split, revision=spec.revision)
-            pairs = ((_dotted(r, spec.source_field), _dotted(r, spec.target_field)) for r in data)
-        rows = list(pairs)
-    except Exception as exc:  # network, auth, missing config: all mean "give a local file"
-        raise UserError(f"cannot load {spec.path} ({spec.name or ''} {spec.split}) from the Hub "
-                        f"({exc.__class__.__name__}); pass a local file with --{label} PATH")
-    name = f"hub:{spec.path}/{spec.name or ''}/{spec.split}"
-    for i, (source, target) in enumerate(rows, start=1):
-        yield RawRow(name, i, source, target)
-
-
-def _dotted(record: dict, path: str | None) -> object:
-    value: object = record
-    for part in (path or "").split("."):
-        value = value.get(part) if isinstance(value, dict) else None
-    return value
-
-
-def describe_source(spec: SourceSpec | None, override: str | None) -> dict:
-    """The input fingerprint of one split: a file's sha256, or the Hub coordinates."""
-    if override:
-        path = Path(override)
-        if not path.exists():
-            raise UserError(f"{path}: file not found; check the path given on the command line")
-        return {"path": str(path.resolve()), "sha256": file_fingerprint(path)}
-    if spec is None:
-        return {}
-    if spec.path:
-        path = Path(spec.path)
-        if not path.exists():
-            raise UserError(f"{path}: file not found (from the task YAML); fix the path or pass one on the command line")
-        return {"path": str(path.resolve()), "sha256": file_fingerprint(path)}
-    if spec.hub:
-        return {"hub": spec.hub.model_dump(exclude_none=True)}
-    return {}

@@ -7,17 +7,18 @@ different ids.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
 import pyarrow as pa
 
 from schemas.errors import UserError
-from schemas.config import SourceSpec, TaskConfig
+from schemas.config import TaskConfig
 from schemas.rows import PAIR_SCHEMA, TEST_PAIR_SCHEMA
 from stages.base import Artifacts, Stage, StageStats
-from stages.ingest.readers import RawRow, _Invalid, read_hub, read_local
+from stages.ingest.access import SourceAccess
+from stages.ingest.readers import Invalid, RawRow
+from stages.ingest.sources import label, source_rows, split_source
 from stages.text import clean_text, normalize_text
 
 SPLITS = ("train", "test", "test_ood")
@@ -27,10 +28,12 @@ REJECT_SCHEMA = pa.schema([("file", pa.string()), ("line", pa.int64()), ("reason
 
 class Ingest(Stage):
     name = "ingest"
-    version = "2"
+    version = "3"
 
-    def __init__(self, task: TaskConfig, seed: int, overrides: dict[str, str | None]):
+    def __init__(self, task: TaskConfig, seed: int, overrides: dict[str, str | None],
+                 access: SourceAccess | None = None):
         self.task, self.seed, self.overrides = task, seed, overrides
+        self.access = access  # where remote sources come from; not part of the output's identity
 
     def params(self) -> dict[str, Any]:
         return {"task": self.task.model_dump(include={"name", "kind", "train", "test", "test_ood",
@@ -38,6 +41,7 @@ class Ingest(Stage):
                 "seed": self.seed, "overrides": sorted(k for k, v in self.overrides.items() if v)}
 
     def run(self, inputs: dict[str, Artifacts], stats: StageStats) -> Artifacts:
+        self.read_counts: dict[str, dict] = {}
         raw = self._raw_rows()
         rejects: list[dict] = []
         cleaned = {split: _clean(rows, rejects, stats) for split, rows in raw.items()}
@@ -60,6 +64,8 @@ class Ingest(Stage):
         stats.rows_out = len(pool)
         stats.counters.update({"pool": len(pool), "test": len(cleaned.get("test", [])),
                                "test_ood": len(cleaned.get("test_ood", []))})
+        if self.read_counts:
+            stats.counters["inputs"] = self.read_counts
         tests = [(f"{split}-{i:06d}", s, t, "id" if split == "test" else "ood")
                  for split in ("test", "test_ood") for i, (s, t) in enumerate(cleaned.get(split, []))]
         return Artifacts(
@@ -70,10 +76,10 @@ class Ingest(Stage):
             rejects=pa.Table.from_pylist(rejects, schema=REJECT_SCHEMA))
 
     def _describe(self, split: str) -> str:
-        if self.overrides.get(split):
-            return self.overrides[split]
-        spec = getattr(self.task, split)
-        return (spec.path or (spec.hub.path if spec.hub else None)) if spec else f"the generated {split} split"
+        spec = split_source(self.task, split, self.overrides.get(split))
+        if self.task.kind == "synthetic" and not self.overrides.get("train"):
+            return f"the generated {split} split"
+        return self.overrides.get(split) or (label(spec) if spec else f"the {split} split")
 
     def _raw_rows(self) -> dict[str, list[RawRow]]:
         if self.task.kind == "synthetic" and not self.overrides.get("train"):
@@ -85,18 +91,13 @@ class Ingest(Stage):
                     for split, rows in generated.items()}
         out = {}
         for split in SPLITS:
-            spec: SourceSpec | None = getattr(self.task, split)
-            override = self.overrides.get(split)
-            if override:
-                spec = SourceSpec(path=override, source_column=spec.source_column if spec else "source",
-                                  target_column=spec.target_column if spec else "target")
-            if spec is None:
+            spec = split_source(self.task, split, self.overrides.get(split))
+            if spec is None or spec.kind == "none":
                 continue
-            flag = split.replace("_", "-")
-            if spec.path:
-                out[split] = list(read_local(Path(spec.path), spec.source_column, spec.target_column))
-            elif spec.hub:
-                out[split] = list(read_hub(spec.hub, flag))
+            if spec.kind != "file" and self.access is None:
+                raise UserError(f"the {split} source {label(spec)} needs network access settings")
+            out[split] = list(source_rows(spec, self.access))
+            self.read_counts[split] = {"source": label(spec), "rows_read": len(out[split])}
         if "train" not in out:
             raise UserError(f"task {self.task.name!r} declares no training source; pass --train PATH")
         return out
@@ -122,7 +123,7 @@ def _clean(rows: Iterable[RawRow], rejects: list[dict], stats: StageStats) -> li
 
 
 def _problem(row: RawRow) -> tuple[str | None, str]:
-    if isinstance(row.source, _Invalid):
+    if isinstance(row.source, Invalid):
         return "unparsable row", str(row.source)
     for side, value in (("source", row.source), ("target", row.target)):
         if value is None:

@@ -1,0 +1,59 @@
+"""Everything a build needs from the outside world, checked before any work and reported at once.
+
+A newcomer without network and without an API key should read both problems in the first second,
+not the second one after fixing the first. Only what the build will actually use is checked: a
+stage already in the cache needs neither its sources nor its backend.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from schemas.config import BuildConfig, RunOptions, SourceSpec
+from schemas.errors import UserError
+from stages.ingest.access import SourceAccess
+from stages.ingest.sources import check_source, split_source
+
+SPLITS = ("train", "test", "test_ood")
+
+
+def source_access(options: RunOptions, cache_root: Path) -> SourceAccess:
+    return SourceAccess(download_dir=Path(cache_root) / "sources", hub_endpoint=options.hub_endpoint,
+                        hub_token=options.hub_token, opus_url=options.opus_url)
+
+
+def overrides(options: RunOptions) -> dict[str, str | None]:
+    return {"train": options.train_path, "test": options.test_path, "test_ood": options.test_ood_path}
+
+
+def build_sources(config: BuildConfig, options: RunOptions) -> dict[str, SourceSpec]:
+    """The sources ingest will read, by split (none for a generated task)."""
+    if config.task.kind == "synthetic" and not options.train_path:
+        return {}
+    given = overrides(options)
+    found = {split: split_source(config.task, split, given[split]) for split in SPLITS}
+    return {split: spec for split, spec in found.items() if spec is not None and spec.kind != "none"}
+
+
+def _attempt(problems: list[str], check: Callable[[], object]) -> object:
+    try:
+        return check()
+    except UserError as err:
+        problems.extend(line for line in str(err).splitlines() if line)
+        return None
+
+
+def preflight(config: BuildConfig, options: RunOptions, access: SourceAccess, need_sources: bool,
+              check_backend: Callable[[], None] | None, log: Callable[[str], None]) -> None:
+    """Raise one UserError listing every failed precondition, one per line."""
+    problems: list[str] = []
+    if need_sources:
+        for split, spec in build_sources(config, options).items():
+            found = _attempt(problems, lambda: check_source(spec, split, access))
+            if isinstance(found, dict) and found.get("pinned") is False:
+                log(f"warning: {spec.hub.path} has no pinned revision: its data can change under the same "
+                    "version id; set `revision` to a commit id in the task YAML")
+    if check_backend is not None:
+        _attempt(problems, check_backend)
+    if problems:
+        raise UserError("\n".join(problems))

@@ -1,0 +1,75 @@
+"""Columns of a downloaded data file (Parquet or JSON Lines), by dotted field path.
+
+Only the top-level columns a source needs are read; nested fields (`translation.en`) are taken
+from struct columns. Errors name the file and the field path in the task YAML to fix.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from schemas.errors import UserError
+
+
+def read_columns(path: Path, fields: list[str], optional: tuple[str, ...] = ()) -> dict[str, list]:
+    """Dotted fields (`translation.en`) of one Parquet or JSON Lines data file; an `optional`
+    field the file lacks comes back as Nones."""
+    if path.suffix == ".jsonl":
+        return _read_jsonl_columns(path, [*fields, *optional])
+    return _read_parquet_columns(path, fields, optional)
+
+
+def _read_parquet_columns(path: Path, fields: list[str], optional: tuple[str, ...]) -> dict[str, list]:
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    try:
+        handle = pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow raises several types for broken files
+        raise UserError(f"{path.name}: not a readable Parquet file ({exc.__class__.__name__}); delete it from "
+                        f"the source cache ({path.parent}) and rerun") from None
+    names = handle.schema_arrow.names
+    missing = [f for f in fields if f.split(".")[0] not in names]
+    if missing:
+        raise UserError(f"{path.name}: no column {missing[0].split('.')[0]!r}; its columns: {names}; "
+                        "fix source_field/target_field in the task YAML")
+    present = [f for f in (*fields, *optional) if f.split(".")[0] in names]
+    table = handle.read(columns=sorted({f.split(".")[0] for f in present}))
+    out = {f: [None] * table.num_rows for f in optional}
+    for field in present:
+        top, *rest = field.split(".")
+        column = table.column(top)
+        for part in rest:
+            try:
+                column = pc.struct_field(column, part)
+            except Exception:
+                raise UserError(f"{path.name}: column {top!r} has no field {part!r}; fix the field path "
+                                f"{field!r} in the task YAML") from None
+        out[field] = column.to_pylist()
+    return out
+
+
+def _read_jsonl_columns(path: Path, fields: list[str]) -> dict[str, list]:
+    out: dict[str, list] = {field: [] for field in fields}
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for line_no, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                raise UserError(f"{path.name} line {line_no}: not valid JSON; delete the file from the source "
+                                f"cache ({path.parent}) and rerun") from None
+            if line_no == 1 and isinstance(record, dict) and fields[0].split(".")[0] not in record:
+                raise UserError(f"{path.name}: no field {fields[0]!r}; its fields: {sorted(record)}; "
+                                "fix source_field/target_field in the task YAML")
+            for field in fields:
+                out[field].append(_dotted(record, field))
+    return out
+
+
+def _dotted(record: object, path: str) -> object:
+    value = record
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
