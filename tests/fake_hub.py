@@ -206,10 +206,14 @@ class FakeHub:
         self.cdn = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(state, "cdn"))
         state.cdn_base = f"http://127.0.0.1:{self.cdn.server_address[1]}"
         self.url = f"http://127.0.0.1:{self.hub.server_address[1]}"
+        self.closed = False
         for server in (self.hub, self.cdn):
             threading.Thread(target=server.serve_forever, daemon=True).start()
 
     def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
         for server in (self.hub, self.cdn):
             server.shutdown()
             server.server_close()

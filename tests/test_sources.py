@@ -173,3 +173,13 @@ def test_built_in_source_names_follow_each_source_s_naming_rule():
                 assert spec.opus.pair == "-".join(sorted((spec.opus.source_lang, spec.opus.target_lang)))
                 assert re.fullmatch(r"[a-z]{2,3}", spec.opus.source_lang) and re.fullmatch(r"[a-z]{2,3}", spec.opus.target_lang)
             assert spec.licence and spec.size, (name, split)
+
+
+def test_sources_downloaded_once_build_later_without_network(fake_hub, tmp_path, monkeypatch):
+    cache = tmp_path / "shared-cache"
+    code, out, err = run_pipeline("sources", "--task", "en-lt", "--download", "--cache-dir", str(cache))
+    assert code == 0, out + err
+    fake_hub.close()  # the network is gone
+    code, _, err = run_pipeline("build", "--task", "en-lt", "--out", str(tmp_path / "out"),
+                                "--cache-dir", str(cache), *SMALL)
+    assert code == 0, err
