@@ -47,6 +47,8 @@ def run_stages(specs: list[StageSpec], cache_root: Path, log: Callable[[str], No
         state = "cached" if s.cached else "done"
         log(f"[{spec.stage.name}] {state} in {s.seconds:.1f}s: {s.rows_in} in, {s.rows_out} out"
             + (f", dropped {dict(s.dropped)}" if s.dropped else ""))
+        for warning in s.warnings:
+            log(f"warning: {warning}")
     return results
 
 

@@ -54,6 +54,17 @@ def inputs_section(manifest: dict[str, Any]) -> list[str]:
     return lines + [""]
 
 
+def build_warnings(manifest: dict[str, Any]) -> list[str]:
+    """Every stage's warnings (the τ filter leaving train-similar empty, ...), in stage order."""
+    return [w for stage in manifest["stages"].values() for w in stage.get("warnings", [])]
+
+
+def _tau_line(manifest: dict[str, Any]) -> str:
+    passed = manifest["stages"].get("assemble", {}).get("counters", {}).get("similar_tau")
+    counts = f" ({passed['passed']} of {passed['targets']} targets passed)" if passed else ""
+    return f"- similar-regime τ filter: {manifest['config']['tau']}{counts}"
+
+
 def dataset_card(manifest: dict[str, Any], tables: dict[str, pa.Table]) -> str:
     config = manifest["config"]
     task = config["task"]
@@ -61,14 +72,17 @@ def dataset_card(manifest: dict[str, Any], tables: dict[str, pa.Table]) -> str:
     about = task.get("description", "").strip() if not overridden else (
         f"Task `{task['name']}` ({task['kind']}), built from local files for {', '.join(overridden)} "
         "instead of the task's declared sources; see Inputs.")
+    warnings = build_warnings(manifest)
     lines = [f"# IC-Train dataset: {manifest['task']} ({manifest['version']})", "",
-             about, "", *inputs_section(manifest),
+             about, "",
+             *([f"**Warning:** {w}" for w in warnings] + [""] if warnings else []),
              "Built by ictrain's `pipeline build` with contrastive context sampling. Load any split with",
              "`datasets.load_from_disk(<this folder>/<split>)`.", "",
+             *inputs_section(manifest),
              "## How it was built", "",
              f"- k = {config['k']} examples per context, M = {config['m']} BM25 candidates for `near`, seed {config['seed']}",
              f"- contrastive weights: {json.dumps(config['weights'])}",
-             f"- similar-regime τ filter: {config['tau']}", f"- paraphraser: {config['paraphraser']}",
+             _tau_line(manifest), f"- paraphraser: {config['paraphraser']}",
              f"- embedder: {json.dumps(task['embedder'])}", f"- package version {manifest['package_version']}",
              "", "## Stages", "", "| stage | rows in | rows out | dropped | seconds | cached |", "|---|---|---|---|---|---|"]
     for name, st in manifest["stages"].items():
@@ -79,7 +93,7 @@ def dataset_card(manifest: dict[str, Any], tables: dict[str, pa.Table]) -> str:
         kinds = Counter(table.column("context_kind").to_pylist())
         lines.append(f"### {name.replace('_', '-')}: {table.num_rows} rows")
         lines.append("")
-        lines.append("context kinds: " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())))
+        lines.append("context kinds: " + (", ".join(f"{k} {v}" for k, v in sorted(kinds.items())) or "- (empty split)"))
         lines.append("")
         lines.append("max_sim histogram:")
         lines.append("")

@@ -5,7 +5,8 @@ import json
 from pathlib import Path
 
 from schemas.errors import UserError
-from pipeline.store import SPLIT_FOLDERS, list_versions
+from pipeline.card import build_warnings
+from pipeline.store import SPLIT_FOLDERS, list_versions, load_split
 
 
 def cmd_versions(out_dir: str, task: str) -> int:
@@ -20,19 +21,19 @@ def cmd_versions(out_dir: str, task: str) -> int:
 
 
 def cmd_show(path: Path, prompts_per_split: int = 2) -> int:
-    import datasets
-
     manifest_path = path / "manifest.json"
     if not manifest_path.exists():
         raise UserError(f"{path}: not a version folder (no manifest.json); give OUT/<task>/<version> or OUT/<task>/latest")
     manifest = json.loads(manifest_path.read_text())
     print(f"{manifest['task']} version {manifest['version']} built {manifest['created']}")
+    for warning in build_warnings(manifest):
+        print(f"warning: {warning}")
     for folder in SPLIT_FOLDERS.values():
-        ds = datasets.load_from_disk(str(path / folder))
+        ds = load_split(path / folder)
         kinds = {}
         for kind in ds["context_kind"]:
             kinds[kind] = kinds.get(kind, 0) + 1
-        print(f"\n== {folder}: {len(ds)} rows; context kinds {kinds}")
+        print(f"\n== {folder}: {len(ds)} rows" + (f"; context kinds {kinds}" if len(ds) else " (empty)"))
         for row in ds.select(range(min(prompts_per_split, len(ds)))):
             print(f"--- {row['id']} (max_sim {row['max_sim']:.2f})")
             print(row["prompt"] + row["completion"])

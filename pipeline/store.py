@@ -1,7 +1,8 @@
 """The versioned store: `OUT/<task>/<version>/` folders, published whole or not at all.
 
 A version is written into a hidden temp folder, the manifest last, then renamed into place and
-`latest` re-pointed, so a crash never leaves a folder that looks complete.
+`latest` re-pointed, so a crash never leaves a folder that looks complete. A full disk or an
+unwritable folder ends the build with one line naming the folder, its temp folders removed.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from typing import Any
 import pyarrow as pa
 
 from schemas.config import BuildConfig, RunOptions
-from stages.base import StageResult, fingerprint, write_json_atomically
+from stages.base import StageResult, fingerprint, write_json_atomically, writing
 
 SPLIT_FOLDERS = {"train_zero": "train-zero", "train_random": "train-random", "train_similar": "train-similar",
                  "train_contrastive": "train-contrastive", "eval": "eval", "probe": "probe"}
@@ -33,25 +34,49 @@ def package_version() -> str:
 
 def save_dataset(table: pa.Table, folder: Path, seed_key: str) -> None:
     """`datasets.load_from_disk`-compatible, byte-identical for identical tables (the datasets
-    fingerprint is derived from the content key instead of being random)."""
+    fingerprint is derived from the content key instead of being random). An empty table still
+    gets its one (empty) data file: left to itself, `save_to_disk` writes none for 0 rows and
+    `load_from_disk` then fails."""
     import datasets
     from datasets.utils import logging as ds_logging
 
     was_enabled = ds_logging.is_progress_bar_enabled()
     ds_logging.disable_progress_bar()
     try:
-        datasets.Dataset(table, fingerprint=fingerprint(seed_key)[:16]).save_to_disk(str(folder))
+        datasets.Dataset(table, fingerprint=fingerprint(seed_key)[:16]).save_to_disk(
+            str(folder), num_shards=None if table.num_rows else 1)
     finally:
         if was_enabled:
             ds_logging.enable_progress_bar()
 
 
+def load_split(folder: Path):
+    """`datasets.load_from_disk`, which also opens an empty split written before empty splits got
+    their data file (as a 0-row dataset with the split's features)."""
+    import datasets
+
+    state = json.loads((Path(folder) / "state.json").read_text())
+    if state.get("_data_files"):
+        return datasets.load_from_disk(str(folder))
+    info = datasets.DatasetInfo.from_directory(str(folder))
+    return datasets.Dataset(info.features.arrow_schema.empty_table(), info=info)
+
+
 def publish_version(config: BuildConfig, options: RunOptions, version: str, inputs: dict[str, Any],
                     results: dict[str, StageResult]) -> Path:
+    task_dir = Path(options.out_dir) / config.task.name
+    with writing(task_dir):
+        task_dir.mkdir(parents=True, exist_ok=True)
+        final = _write_version(config, version, inputs, results, task_dir)
+        point_latest(task_dir, version)
+    return final
+
+
+def _write_version(config: BuildConfig, version: str, inputs: dict[str, Any],
+                   results: dict[str, StageResult], task_dir: Path) -> Path:
+    """Fill a temp folder, manifest last, and rename it to `task_dir/version`."""
     from pipeline.card import dataset_card
 
-    task_dir = Path(options.out_dir) / config.task.name
-    task_dir.mkdir(parents=True, exist_ok=True)
     final = task_dir / version
     tmp = task_dir / f".tmp-{version}-{uuid.uuid4().hex[:8]}"
     try:
@@ -74,15 +99,18 @@ def publish_version(config: BuildConfig, options: RunOptions, version: str, inpu
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    point_latest(task_dir, version)
     return final
 
 
 def point_latest(task_dir: Path, version: str) -> None:
     link = task_dir / "latest"
     tmp = task_dir / f".latest-{uuid.uuid4().hex[:8]}"
-    os.symlink(version, tmp)
-    os.replace(tmp, link)
+    try:
+        os.symlink(version, tmp)
+        os.replace(tmp, link)
+    finally:
+        if tmp.is_symlink():
+            tmp.unlink()
 
 
 def without_machine_paths(value: Any) -> Any:

@@ -7,6 +7,7 @@ reruns that stage and everything downstream of it, and nothing upstream.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -15,13 +16,16 @@ import time
 import uuid
 from abc import ABC, abstractmethod
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Iterator
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.ipc as ipc
+
+from schemas.errors import UserError
 
 DONE_MARKER = "_DONE.json"
 
@@ -40,6 +44,7 @@ class StageStats:
     seconds: float = 0.0
     cached: bool = False
     counters: dict[str, Any] = field(default_factory=dict)  # stage-specific figures
+    warnings: list[str] = field(default_factory=list)  # the build logs them; the card lists them
 
     def drop(self, reason: str, n: int = 1) -> None:
         if n:
@@ -48,13 +53,29 @@ class StageStats:
     def to_json(self) -> dict[str, Any]:
         return {"rows_in": self.rows_in, "rows_out": self.rows_out,
                 "dropped": dict(sorted(self.dropped.items())), "seconds": round(self.seconds, 3),
-                "cached": self.cached, **({"counters": self.counters} if self.counters else {})}
+                "cached": self.cached, **({"counters": self.counters} if self.counters else {}),
+                **({"warnings": self.warnings} if self.warnings else {})}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "StageStats":
         return cls(rows_in=data["rows_in"], rows_out=data["rows_out"],
                    dropped=Counter(data.get("dropped", {})), seconds=data.get("seconds", 0.0),
-                   cached=data.get("cached", False), counters=data.get("counters", {}))
+                   cached=data.get("cached", False), counters=data.get("counters", {}),
+                   warnings=list(data.get("warnings", [])))
+
+
+class _PlainWriter:
+    """A file seen by numpy as a plain stream: numpy then writes it through `write`, whose errors
+    carry their errno (on a real file numpy uses `tofile`, whose short write on a full disk is an
+    OSError without one)."""
+
+    def __init__(self, handle):
+        self.write = handle.write
+
+
+def save_npy(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as handle:
+        np.lib.format.write_array(_PlainWriter(handle), np.asarray(array), allow_pickle=False)
 
 
 class Artifacts(dict):
@@ -69,7 +90,7 @@ class Artifacts(dict):
                     writer.write_table(value)
                 index[name] = "arrow"
             elif isinstance(value, np.ndarray):
-                np.save(folder / f"{name}.npy", value, allow_pickle=False)
+                save_npy(folder / f"{name}.npy", value)
                 index[name] = "npy"
             else:
                 (folder / f"{name}.json").write_text(json.dumps(value, ensure_ascii=False))
@@ -148,9 +169,10 @@ def execute(stage: Stage, inputs: dict[str, StageResult], cache_root: Path,
         return StageResult(stage.name, fp, artifacts, stats)
     stats = StageStats()
     started = time.perf_counter()
-    artifacts = stage.run({name: result.artifacts for name, result in inputs.items()}, stats)
-    stats.seconds = time.perf_counter() - started
-    write_folder_atomically(folder, artifacts.save, DONE_MARKER, stats.to_json())
+    with writing(cache_root):  # a stage's run writes its own caches (embeddings, answers) there too
+        artifacts = stage.run({name: result.artifacts for name, result in inputs.items()}, stats)
+        stats.seconds = time.perf_counter() - started
+        write_folder_atomically(folder, artifacts.save, DONE_MARKER, stats.to_json())
     return StageResult(stage.name, fp, artifacts, stats)
 
 
@@ -174,5 +196,43 @@ def write_json_atomically(path: Path, data: Any) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False) + "\n")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False) + "\n")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+# errno -> (what it means, what the user can do about it)
+_WRITE_ERRORS = {errno.ENOSPC: ("no space left on device", "free space"),
+                 errno.EROFS: ("read-only file system", "make it writable"),
+                 errno.EACCES: ("permission denied", "make it writable"),
+                 errno.EPERM: ("operation not permitted", "make it writable")}
+if hasattr(errno, "EDQUOT"):  # not on every platform
+    _WRITE_ERRORS[errno.EDQUOT] = ("disk quota exceeded", "free space")
+
+
+def write_error(exc: OSError, folder: Path) -> UserError | None:
+    """The one-line error for an OSError meaning `folder` cannot be written (disk full, quota,
+    read-only, permission), or None for any other error, or one about a file outside `folder`
+    (say, an input that cannot be read)."""
+    if exc.errno not in _WRITE_ERRORS:
+        return None
+    names = [name for name in (exc.filename, exc.filename2) if name is not None]
+    root = Path(folder).absolute()
+    if names and not any(root == p or root in p.parents for p in (Path(os.fsdecode(n)).absolute() for n in names)):
+        return None
+    reason, remedy = _WRITE_ERRORS[exc.errno]
+    return UserError(f"cannot write {folder}: {reason}; {remedy} or pass --out/--cache-dir elsewhere")
+
+
+@contextmanager
+def writing(folder: Path) -> Iterator[None]:
+    """Turn a disk-full / read-only / permission OSError raised inside into `write_error`'s UserError."""
+    try:
+        yield
+    except OSError as exc:
+        error = write_error(exc, folder)
+        if error is None:
+            raise
+        raise error from exc

@@ -16,6 +16,7 @@ from stages.base import Artifacts, Stage, StageStats
 from stages.assemble.contexts import Context, ContextSampler, Query
 from stages.plan import KINDS
 from stages.assemble.prompts import PromptRenderer
+from stages.assemble.shuffle import DERANGED, PARTIAL, UNCHANGED, shuffled_labels
 from stages.retrieve.bm25 import BM25Index
 from stages.retrieve.stage import retrieval_tokenizer, source_groups
 from stages.text import normalize_text
@@ -26,7 +27,7 @@ TRAIN_TABLES = {"zero": "train_zero", "random": "train_random", "similar": "trai
 
 class Assemble(Stage):
     name = "assemble"
-    version = "1"
+    version = "2"  # 2: the probe's shuffled labels are deranged by value; empty-τ warning
 
     def __init__(self, config: BuildConfig):
         self.config = config
@@ -48,6 +49,7 @@ class Assemble(Stage):
             rng = np.random.default_rng([seed, 31, KINDS.index(regime)])
             contexts = [sampler.context(q, regime, rng) for q in pool_q]
             out[TRAIN_TABLES[regime]] = self._scored_table(contexts, regime, sampler, render, stats)
+        self._count_tau(out["train_similar"].num_rows, len(pool_q), stats)
         kinds = inputs["plan"]["kinds"]
         rng = np.random.default_rng([seed, 32])
         contexts = [sampler.context(q, KINDS[int(kind)], rng) for q, kind in zip(pool_q, kinds)]
@@ -60,6 +62,15 @@ class Assemble(Stage):
         stats.counters["rows"] = {name: table.num_rows for name, table in out.items()}
         stats.rows_out = sum(table.num_rows for table in out.values())
         return out
+
+    def _count_tau(self, kept: int, targets: int, stats: StageStats) -> None:
+        """How many targets passed τ, and a warning when none did (an empty train-similar)."""
+        if self.config.tau is None:
+            return
+        stats.counters["similar_tau"] = {"tau": self.config.tau, "passed": kept, "targets": targets}
+        if kept == 0:
+            stats.warnings.append(f"similar regime: 0 of {targets} targets passed tau={self.config.tau} "
+                                  "(mean cosine to their examples); train-similar is empty")
 
     def _scored_table(self, contexts: list[Context], regime: str, sampler: ContextSampler,
                       render: PromptRenderer, stats: StageStats) -> pa.Table:
@@ -140,6 +151,7 @@ def _probe_table(test_q: list[Query], sampler: ContextSampler, render: PromptRen
     in_domain = [q for q in test_q if q.test_set == "id"]
     chosen = sorted(rng.choice(len(in_domain), size=min(size, len(in_domain)), replace=False).tolist())
     rows = []
+    outcomes = dict.fromkeys((DERANGED, PARTIAL, UNCHANGED), 0)
     for i in chosen:
         q = in_domain[i]
         similar = sampler.context(q, "paraphrase", rng) if q.paraphrases else sampler.one_near(q, rng)
@@ -150,21 +162,18 @@ def _probe_table(test_q: list[Query], sampler: ContextSampler, render: PromptRen
         zero = _row(render, Context(q, [], [], "zero"), None, None, "probe", sampler)
         rand = _row(render, random_ctx, bm25[0], cosine[0], "probe", sampler)
         sim = _row(render, similar, bm25[1], cosine[1], "probe", sampler)
-        shuffled = dict(sim, examples=_deranged(sim["examples"], rng))
+        examples, outcome = _shuffled(sim["examples"], similar.close_position, rng)
+        outcomes[outcome] += 1
+        shuffled = dict(sim, examples=examples)
         shuffled["prompt"] = render.prompt(shuffled["examples"], q.source)
         for name, row, position in (("zero", zero, -1), ("random", rand, -1), ("one_similar", sim, similar.close_position),
                                     ("shuffled", shuffled, similar.close_position)):
             rows.append(dict(row, id=f"probe-{name}-{q.id}", test_set="id", probe=name, paraphrase_position=position))
+    stats.counters["probe_shuffled"] = outcomes
     return _table(rows, PROBE_SCHEMA)
 
 
-def _deranged(examples: list[dict], rng: np.random.Generator) -> list[dict]:
-    """The same examples with labels permuted so that no input keeps its own label."""
-    n = len(examples)
-    if n < 2:
-        return examples
-    while True:
-        order = rng.permutation(n)
-        if not np.any(order == np.arange(n)):
-            break
-    return [dict(ex, target=examples[int(j)]["target"]) for ex, j in zip(examples, order)]
+def _shuffled(examples: list[dict], position: int, rng: np.random.Generator) -> tuple[list[dict], str]:
+    """The same examples with their labels moved by value (see stages/assemble/shuffle.py)."""
+    order, outcome = shuffled_labels([ex["target"] for ex in examples], position, rng)
+    return [dict(ex, target=examples[j]["target"]) for ex, j in zip(examples, order)], outcome
