@@ -74,18 +74,30 @@ def test_metrics_units():
     assert corpus_scores(["a b c d"], ["a b c d"])["bleu"] == pytest.approx(100.0)
 
 
+def test_an_empty_output_scores_zero_in_every_metric():
+    from trainer.metrics import Comet
+
+    assert exact_match(["", " ", "a"], ["", "a", "a"]) == [0.0, 0.0, 1.0]
+    assert sentence_chrf(["", "", "abc"], ["", "abc", "abc"]) == [0.0, 0.0, 100.0]
+    assert item_scores("chrf", [""], [""], ["s"]) == {"chrf": [0.0]}
+    assert corpus_scores(["", ""], ["a b", "c d"]) == {"chrf": 0.0, "bleu": 0.0}
+    comet = Comet.__new__(Comet)  # the scoring rule only: the model is never asked about ""
+    comet._predict = lambda hyps, refs, srcs: [0.9] * len(hyps)
+    assert comet(["", "x", "y"], ["r", "r", ""], ["s", "s", "s"]) == [0.0, 0.9, 0.0]
+
+
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
     yield from fixtures.tiny_workspace(tmp_path_factory, "evaluate")
 
 
-def test_evaluate_base_model_reports_every_context_and_test_set(workspace):
+def test_evaluate_base_model_reports_every_context_and_test_set(workspace, capsys):
     from trainer import evaluate
 
     output = workspace["root"] / "eval" / "base.json"
     code = evaluate.cli(["--data", workspace["data"], "--model", workspace["model"],
                          "--output", str(output), "--max-new-tokens", "6", "--limit", "2",
-                         "--resamples", "100", "--threads", "1"])
+                         "--resamples", "100", "--threads", "1", "--gen-batch-size", "4"])
     assert code == 0
     report = json.loads(output.read_text())
     assert report["label"] == "base" and report["primary_metric"] == "exact_match"
@@ -98,6 +110,10 @@ def test_evaluate_base_model_reports_every_context_and_test_set(workspace):
     assert len(records) == report["rows"] == 2 * 4 * 2  # 2 items per test set, 4 contexts
     assert all("\n" not in json.loads(line)["prediction"] for line in records)
     assert output.with_suffix(".png").stat().st_size > 1000
+    # stderr is no terminal here: progress comes as plain lines, after saying what is happening
+    err = capsys.readouterr().err
+    assert "loading model" in err and "generating answers to 16 eval rows" in err
+    assert "generating: 4/16 (25%)" in err and "generating: 16/16 (100%)" in err
 
 
 def test_compare_draws_several_models(workspace, tmp_path):

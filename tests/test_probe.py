@@ -72,7 +72,17 @@ def test_chrf_similarity_is_on_unit_scale():
     from trainer.metrics import chrf_similarity
 
     values = chrf_similarity(["abc def", "", "abc"], ["abc def", "", "xyz"], ["", "", ""])
-    assert values[0] == 1.0 and values[1] == 1.0 and 0.0 <= values[2] < 0.2
+    assert values[0] == 1.0 and values[1] == 0.0 and 0.0 <= values[2] < 0.2
+
+
+def test_an_empty_output_is_no_answer_in_every_probe():
+    """Two empty outputs are no perfect match: IWL, ICL and copy all score 0 (for any similarity,
+    here one that would call "" equal to "")."""
+    rows = _group("t1")
+    scores = probe_scores(rows, ["", "", "", ""], same)["all"]
+    assert (scores["iwl"], scores["icl"], scores["copy"], scores["copy_nongold"]) == (0, 0, 0, 0)
+    # an answer against an empty output scores 0 too
+    assert probe_scores(rows, ["", "Y", "Y", "B"], same)["all"]["iwl"] == 0.0
 
 
 @pytest.fixture(scope="module")

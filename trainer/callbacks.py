@@ -1,4 +1,5 @@
-"""Probe scores at checkpoints during training: the score-vs-step curves of the paper's Figure 4."""
+"""Training callbacks: probe scores at checkpoints (the score-vs-step curves of the paper's
+Figure 4), and plain progress lines for runs whose stderr is not a terminal."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,6 +10,7 @@ from transformers import TrainerCallback
 from stages.base import write_json_atomically
 from trainer.metrics import SimilarityFn
 from trainer.probe import run_probes
+from trainer.progress import Progress
 
 
 class ProbeCallback(TrainerCallback):
@@ -30,7 +32,7 @@ class ProbeCallback(TrainerCallback):
         model.eval()
         try:
             scores = run_probes(model, self.tokenizer, self.rows, self.similarity,
-                                self.batch_size, self.max_new_tokens)
+                                self.batch_size, self.max_new_tokens, f"probes at step {step}")
         finally:
             model.train(was_training)
             self.tokenizer.padding_side = "right"
@@ -48,3 +50,24 @@ class ProbeCallback(TrainerCallback):
     def on_train_end(self, args, state, control, model=None, **kwargs):
         if model is not None and state.is_world_process_zero:
             self._probe(model, state.global_step)
+
+
+class ProgressLines(TrainerCallback):
+    """One line every 10% of the optimizer steps, with an ETA and the last logged loss. Used when
+    stderr is not a terminal; on a terminal the Trainer's own tqdm bar shows the same."""
+
+    def __init__(self):
+        self.progress: Progress | None = None
+        self.loss: float | None = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.progress = Progress(state.max_steps, "training", unit="step", bar=False)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and "loss" in logs:
+            self.loss = logs["loss"]
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.progress is not None and state.is_world_process_zero:
+            note = f"loss {self.loss:.4f}" if self.loss is not None else ""
+            self.progress.advance_to(state.global_step, note)

@@ -1,4 +1,4 @@
-"""Several models on one chart: accuracy by similarity bin (Figure 3) or probe curves (Figure 4).
+r"""Several models on one chart: accuracy by similarity bin (Figure 3) or probe curves (Figure 4).
 
 Usage:
 

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic.fields import FieldInfo
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from schemas.errors import UserError
 
@@ -22,84 +23,125 @@ Batching = Literal["padded", "grouped", "padding_free"]
 Device = Literal["auto", "cpu", "cuda"]
 
 
+BASE_MODEL_HELP = "base model: a local folder with config.json, tokenizer and weights"
+ADAPTER_HELP = "adapter folder written by trainer/sft.py"
+DATA_HELP = "version folder written by `pipeline build` (DIR/<task>/<version> or DIR/<task>/latest)"
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def optional(description: str, when_unset: str, **constraints: Any) -> Any:
+    """A field that may stay unset (None); `when_unset` says what happens then, for --help."""
+    return Field(None, description=description, json_schema_extra={"when_unset": when_unset},
+                 **constraints)
+
+
+def keeps_something(limit: int | None, what: str, unset_means: str) -> int | None:
+    """A "keep the first N" option must keep at least one; 0 would only fail later, obscurely."""
+    if limit is not None and limit < 1:
+        raise ValueError(f"{limit} keeps no {what}; pass N >= 1, or leave it out to {unset_means}")
+    return limit
 
 
 class GenerationOptions(Strict):
     """How outputs are produced and compared; shared by evaluation, probes and the probe callback."""
 
-    device: Device = "auto"
-    gen_batch_size: int = 16
-    max_new_tokens: int = 64
-    comet_path: str | None = None  # local COMET-22 checkpoint; None = chrF similarity only
-    limit: int | None = None  # keep the first N test items of each test set, for quick runs
-    threads: int | None = None  # torch CPU threads; 1 is often fastest on a busy shared machine
+    device: Device = Field("auto", description="where to run: auto = CUDA when visible, else CPU")
+    gen_batch_size: int = Field(16, ge=1, description="prompts generated per batch")
+    max_new_tokens: int = Field(64, ge=1, description="longest answer generated, in tokens")
+    comet_path: str | None = optional("local COMET-22 checkpoint (checkpoints/model.ckpt) for "
+                                      "COMET scores", "chrF similarity only")
+    limit: int | None = optional("keep the first N test items of each test set, for quick runs",
+                                 "every item")
+    threads: int | None = optional("torch CPU threads; 1 is often fastest on a busy shared machine",
+                                   "torch's default", ge=1)
+
+    @field_validator("limit")
+    @classmethod
+    def _limit_keeps_something(cls, value: int | None) -> int | None:
+        return keeps_something(value, "test items", "use every item")
 
 
 class TrainConfig(GenerationOptions):
     """Fine-tuning one LoRA adapter on one regime of one dataset version (docs/design.md section 5)."""
 
-    data: str
-    model: str
-    regime: Literal["zero", "random", "similar", "contrastive"] = "contrastive"
-    output_dir: str | None = None  # default: runs/train/<task>-<version>-<regime>
-    lora_r: int = 16
-    lora_alpha: int = 16
-    lora_dropout: float = 0.05
-    lora_targets: Literal["qkv", "all"] = "qkv"  # all = every attention and MLP projection
-    learning_rate: float = 2e-4
-    batch_size: int = 2
-    grad_accum: int = 1
-    epochs: float = 1.0
-    max_steps: int = -1  # > 0 overrides epochs
-    max_length: int = 1024
-    max_drop_share: float = 0.02  # refuse to train when more rows than this would be cut
-    batching: Batching = "padded"  # grouped / padding_free are the GPU throughput options
-    attn_implementation: str = "sdpa"  # flash_attention_2 (if installed) suits padding_free best
-    seed: int = 0
-    logging_steps: int = 10
-    save_steps: int = 0  # 0 = save only the final adapter
-    probe_every: int = 0  # run the probes every N optimizer steps; 0 = never during training
-    train_limit: int | None = None  # keep only the first N training rows, for quick runs
+    data: str = Field(description=DATA_HELP)
+    model: str = Field(description=f"{BASE_MODEL_HELP} (trainer/convert_gguf.py writes one for "
+                       "SmolLM2)")
+    regime: Literal["zero", "random", "similar", "contrastive"] = Field(
+        "contrastive", description="training set to use: train-<regime> of the version")
+    output_dir: str | None = optional("where the adapter and run_config.json go",
+                                      "runs/train/<task>-<version>-<regime>")
+    lora_r: int = Field(16, ge=1, description="LoRA rank")
+    lora_alpha: int = Field(16, ge=1, description="LoRA scaling alpha")
+    lora_dropout: float = Field(0.05, ge=0.0, lt=1.0, description="dropout on the LoRA input")
+    lora_targets: Literal["qkv", "all"] = Field(
+        "qkv", description="qkv = q/k/v projections; all = every attention and MLP projection")
+    learning_rate: float = Field(2e-4, gt=0.0, description="AdamW peak learning rate, decayed linearly")
+    batch_size: int = Field(2, ge=1, description="rows per device per micro-batch")
+    grad_accum: int = Field(1, ge=1, description="micro-batches per optimizer step")
+    epochs: float = Field(1.0, gt=0.0, description="passes over the training rows")
+    max_steps: int = Field(-1, description="optimizer steps; > 0 overrides --epochs")
+    max_length: int = Field(1024, ge=8, description="longest row in tokens (prompt + completion + "
+                            "EOS); longer rows are dropped, never truncated")
+    max_drop_share: float = Field(0.02, ge=0.0, le=1.0, description="refuse to train when more "
+                                  "than this share of the rows would be dropped by --max-length")
+    batching: Batching = Field("padded", description="padded = random padded batches; grouped / "
+                               "padding_free are the GPU throughput options")
+    attn_implementation: str = Field("sdpa", description="attention kernel; flash_attention_2 (if "
+                                     "installed) suits padding_free best")
+    seed: int = Field(0, description="seed of LoRA init, data order and dropout")
+    logging_steps: int = Field(10, ge=1, description="record the loss every N optimizer steps")
+    save_steps: int = Field(0, ge=0, description="save a checkpoint every N steps; 0 = only the "
+                            "final adapter")
+    probe_every: int = Field(0, ge=0, description="run the IWL/ICL/copy probes every N optimizer "
+                             "steps (written to probes.json); 0 = never during training")
+    train_limit: int | None = optional("keep only the first N training rows, for quick runs",
+                                       "every row")
 
-    @model_validator(mode="after")
-    def _check(self) -> "TrainConfig":
-        if not 0.0 <= self.max_drop_share <= 1.0:
-            raise ValueError(f"max_drop_share must be in [0, 1], got {self.max_drop_share}")
-        if self.batch_size < 1 or self.grad_accum < 1 or self.max_length < 8:
-            raise ValueError("batch_size and grad_accum must be >= 1 and max_length >= 8")
-        return self
+    @field_validator("train_limit")
+    @classmethod
+    def _train_limit_keeps_something(cls, value: int | None) -> int | None:
+        return keeps_something(value, "training rows", "train on every row")
 
 
 class EvalConfig(GenerationOptions):
     """Accuracy of one model (base, or base + adapter) on a version's `eval` set."""
 
-    data: str
-    model: str | None = None  # default: the base model recorded in the adapter's run config
-    adapter: str | None = None
-    output: str | None = None  # JSON report; a PNG with the same stem is written next to it
-    label: str | None = None  # name of this model in charts (default: adapter's regime or "base")
-    resamples: int = 1000
-    seed: int = 0
+    data: str = Field(description=DATA_HELP)
+    model: str | None = optional(BASE_MODEL_HELP, "the base model recorded in the adapter's "
+                                 "run_config.json")
+    adapter: str | None = optional(ADAPTER_HELP, "no adapter: the base model alone")
+    output: str | None = optional("JSON report; a PNG with the same stem is written next to it",
+                                  "runs/eval/<task>-<version>-<label>.json")
+    label: str | None = optional("name of this model in charts", "the adapter's regime, or base")
+    resamples: int = Field(1000, ge=1, description="bootstrap resamples of test items for the 95% "
+                           "intervals")
+    seed: int = Field(0, description="bootstrap seed")
 
 
 class ProbeConfig(GenerationOptions):
     """The IWL / ICL / copy probes of one model on a version's `probe` set."""
 
-    data: str
-    model: str | None = None
-    adapter: str | None = None
-    output: str | None = None
-    step: int | None = None  # training step recorded with the scores (default: the adapter's)
+    data: str = Field(description=DATA_HELP)
+    model: str | None = optional(BASE_MODEL_HELP, "the base model recorded in the adapter's "
+                                 "run_config.json")
+    adapter: str | None = optional(ADAPTER_HELP, "no adapter: the base model alone")
+    output: str | None = optional("JSON result", "runs/probe/<regime>.json")
+    step: int | None = optional("training step recorded with the scores",
+                                "the adapter's final step, 0 for the base model")
 
 
 class CompareConfig(Strict):
     """Several evaluation or probe reports drawn on one chart."""
 
-    reports: list[str]  # LABEL=PATH or PATH (label taken from the report)
-    output: str
-    kind: Literal["eval", "probe"] = "eval"
+    reports: list[str] = Field(description="report JSON files, each PATH or LABEL=PATH (LABEL "
+                               "overrides the label the report carries)")
+    output: str = Field(description="chart PNG; a JSON table of the plotted numbers goes next to it")
+    kind: Literal["eval", "probe"] = Field("eval", description="eval = accuracy by similarity bin "
+                                           "(Figure 3); probe = probe curves (Figure 4)")
 
 
 def load_config(model_cls: type[Strict], yaml_path: str | None, overrides: dict[str, Any]) -> Strict:
@@ -117,8 +159,8 @@ def load_config(model_cls: type[Strict], yaml_path: str | None, overrides: dict[
     try:
         return model_cls(**values)
     except ValidationError as err:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}"
-                             for e in err.errors())
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: "
+                             f"{e['msg'].removeprefix('Value error, ')}" for e in err.errors())
         raise UserError(f"{yaml_path or 'command line'}: {problems}; fix these options") from None
 
 
@@ -130,30 +172,41 @@ def _base_type(annotation: Any) -> Any:
     return annotation
 
 
-def _add_field(parser: argparse.ArgumentParser, name: str, annotation: Any, default: Any) -> None:
-    flags = [f"--{name.replace('_', '-')}"] + ([f"--{name}"] if "_" in name else [])
-    kind = _base_type(annotation)
-    hint = f"(default: {default})" if default is not None else ""
-    if kind is bool:
-        parser.add_argument(*flags, dest=name, action=argparse.BooleanOptionalAction,
-                            default=argparse.SUPPRESS, help=hint)
-    elif typing.get_origin(kind) is Literal:
-        parser.add_argument(*flags, dest=name, choices=typing.get_args(kind),
-                            default=argparse.SUPPRESS, help=hint)
-    elif typing.get_origin(kind) is list:
-        parser.add_argument(*flags, dest=name, nargs="+", default=argparse.SUPPRESS, help=hint)
+def flag_help(info: FieldInfo) -> str:
+    """The field's description and its default, as --help shows them (argparse %-escaped)."""
+    if info.is_required():
+        shown = "required, here or in --config"
+    elif info.default is None:
+        shown = f"default: {(info.json_schema_extra or {}).get('when_unset', 'unset')}"
     else:
-        parser.add_argument(*flags, dest=name, type=kind if kind in (int, float) else str,
-                            default=argparse.SUPPRESS, help=hint)
+        shown = f"default: {info.default}"
+    text = f"{info.description} ({shown})" if info.description else f"({shown})"
+    return text.replace("%", "%%")
+
+
+def _add_field(parser: argparse.ArgumentParser, name: str, info: FieldInfo) -> None:
+    flags = [f"--{name.replace('_', '-')}"] + ([f"--{name}"] if "_" in name else [])
+    kind = _base_type(info.annotation)
+    common = {"dest": name, "default": argparse.SUPPRESS, "help": flag_help(info)}
+    if kind is bool:
+        parser.add_argument(*flags, action=argparse.BooleanOptionalAction, **common)
+    elif typing.get_origin(kind) is Literal:
+        parser.add_argument(*flags, choices=typing.get_args(kind), **common)
+    elif typing.get_origin(kind) is list:
+        parser.add_argument(*flags, nargs="+", **common)
+    else:
+        metavar = {int: "N", float: "X"}.get(kind)
+        parser.add_argument(*flags, type=kind if kind in (int, float) else str, metavar=metavar,
+                            **common)
 
 
 def build_parser(model_cls: type[Strict], description: str | None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", help="YAML file of options; flags given here override it")
+    parser.add_argument("--config", help="YAML file of options (names as below, - or _); flags "
+                        "given here override it (default: none)")
     for name, info in model_cls.model_fields.items():
-        default = None if info.is_required() else info.default
-        _add_field(parser, name, info.annotation, default)
+        _add_field(parser, name, info)
     return parser
 
 

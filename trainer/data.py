@@ -58,16 +58,59 @@ def open_version(data: str | Path) -> Version:
     return Version(folder=folder, manifest=manifest)
 
 
-def load_split(version: Version, split: str):
-    """One split as a `datasets.Dataset`, with a clear error when the build did not write it."""
-    from datasets import load_from_disk
+def recorded_rows(version: Version, split: str) -> int | None:
+    """The row count of `split` as the build recorded it; None when the manifest does not say."""
+    assemble = version.manifest.get("stages", {}).get("assemble", {})
+    count = assemble.get("counters", {}).get("rows", {}).get(split.replace("-", "_"))
+    return None if count is None else int(count)
 
+
+def empty_split_cause(version: Version, split: str) -> str:
+    """Why the build left `split` empty, named by the build option that did it."""
+    tau = version.manifest.get("config", {}).get("tau")
+    dropped = version.manifest.get("stages", {}).get("assemble", {}).get("dropped", {})
+    if split == "train-similar" and tau is not None:
+        count = sum(n for reason, n in dropped.items() if "tau" in reason)
+        return (f"the build's --tau {tau} dropped {f'all {count} targets' if count else 'every target'}"
+                " (mean cosine below tau); rebuild with a lower --tau or without it")
+    if dropped:
+        reasons = ", ".join(f"{reason}: {n}" for reason, n in sorted(dropped.items()))
+        return f"the build dropped rows ({reasons}); rebuild the version with other options"
+    return "the build wrote no rows here; rebuild the version with a larger pool or test set"
+
+
+def empty_split_error(version: Version, split: str) -> UserError:
+    return UserError(f"{split} of version {version.version} has 0 rows: "
+                     f"{empty_split_cause(version, split)}")
+
+
+def _saved_without_rows(path: Path) -> bool:
+    """A `save_to_disk` folder of 0 rows lists no data files, and `load_from_disk` fails on it;
+    this reads that from the folder's state.json, for manifests that do not count rows."""
+    try:
+        state = json.loads((path / "state.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return False
+    return state.get("_data_files") == []
+
+
+def load_split(version: Version, split: str):
+    """One split as a `datasets.Dataset`, with a clear error when the build did not write it or
+    left it empty. Emptiness is read from the manifest first, so a split folder that holds no
+    rows (and may not even load) is refused before `datasets` is imported."""
     if split not in SPLITS:
         raise UserError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
     path = version.folder / split
-    if not path.is_dir():
+    if not path.is_dir() and recorded_rows(version, split) != 0:
         raise UserError(f"{path}: split missing from this version; rebuild it with `pipeline build`")
-    return load_from_disk(str(path))
+    if recorded_rows(version, split) == 0 or _saved_without_rows(path):
+        raise empty_split_error(version, split)
+    from datasets import load_from_disk
+
+    dataset = load_from_disk(str(path))
+    if len(dataset) == 0:
+        raise empty_split_error(version, split)
+    return dataset
 
 
 def first_items(dataset, limit: int | None):
@@ -133,7 +176,11 @@ def fit_to_length(dataset, tokenizer, max_length: int, max_drop_share: float):
                           max_length=max_length, total_tokens=_summary(total),
                           completion_tokens=_summary(completion))
     if report.rows == 0:
-        raise UserError("the training split is empty; rebuild the version or check --regime")
+        raise UserError("no training rows to fit to --max-length; rebuild the version or check "
+                        "--regime and --train-limit")
+    if report.kept == 0:
+        raise UserError(f"all {report.rows} rows are longer than max_length={max_length} tokens "
+                        f"(shortest {report.total_tokens['min']}); raise --max-length")
     if report.dropped_share > max_drop_share:
         raise UserError(
             f"{report.dropped} of {report.rows} rows ({report.dropped_share:.1%}) are longer than "

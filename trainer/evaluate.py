@@ -1,4 +1,4 @@
-"""Accuracy of a model on a version's `eval` set, by eval context and by target-context similarity.
+r"""Accuracy of a model on a version's `eval` set, by eval context and by target-context similarity.
 
 Usage:
 
@@ -30,13 +30,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from schemas.errors import UserError
 from stages.base import write_json_atomically
 from trainer.config import EvalConfig, run_cli
 from trainer.data import Version, first_items, load_split, open_version
 from trainer.generate import generate_answers
-from trainer.metrics import Comet, corpus_scores, item_scores
-from trainer.modeling import base_model_path, load_for_inference, read_run_config, set_threads
+from trainer.metrics import Comet, comet_checkpoint, corpus_scores, item_scores
+from trainer.modeling import inference_paths, load_for_inference, read_run_config, set_threads
+from trainer.progress import say
 from trainer.report import similarity_report
 
 
@@ -104,20 +104,29 @@ def write_outputs(report: dict[str, Any], records: list[dict[str, Any]], output:
     similarity_bars([report], output.with_suffix(".png"))
 
 
-def main(cfg: EvalConfig) -> dict[str, Any]:
-    set_threads(cfg.threads)
+def check_inputs(cfg: EvalConfig) -> tuple[EvalConfig, Version]:
+    """Every path checked from the files alone, before torch is imported; the config comes back
+    with the base model resolved (from --model, or the adapter's run_config.json)."""
     version = open_version(cfg.data)
+    model, adapter = inference_paths(cfg.model, cfg.adapter)
+    if cfg.comet_path:
+        comet_checkpoint(cfg.comet_path)
+    return cfg.model_copy(update={"model": model, "adapter": adapter}), version
+
+
+def main(cfg: EvalConfig) -> dict[str, Any]:
+    cfg, version = check_inputs(cfg)
     dataset = first_items(load_split(version, "eval"), cfg.limit)
     rows = dataset.remove_columns(["examples"]).to_list()
-    if not rows:
-        raise UserError(f"{version.folder}/eval: no rows to evaluate")
-    cfg = cfg.model_copy(update={"model": base_model_path(cfg.model, cfg.adapter)})
+    set_threads(cfg.threads)
     model, tokenizer = load_for_inference(cfg.model, cfg.adapter, cfg.device)
     comet = Comet(cfg.comet_path) if cfg.comet_path else None
+    say(f"generating answers to {len(rows)} eval rows ({version.task} version {version.version})")
     started = time.perf_counter()
     predictions = generate_answers(model, tokenizer, [row["prompt"] for row in rows],
                                    cfg.gen_batch_size, cfg.max_new_tokens)
     seconds = time.perf_counter() - started
+    say("scoring" + (" (COMET-22)" if comet else ""))
     report, records = build_report(version, rows, predictions, cfg, comet)
     report["generation"] = {"seconds": round(seconds, 2), "rows_per_s": round(len(rows) / seconds, 2)}
     output = Path(cfg.output) if cfg.output else default_output(cfg, version)

@@ -9,6 +9,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from trainer.progress import Progress
+
 
 @lru_cache(maxsize=8)
 def _newline_token_ids(tokenizer) -> tuple[int, ...]:
@@ -38,28 +40,36 @@ def first_line(text: str) -> str:
     return text.split("\n", 1)[0].strip()
 
 
-def generate_answers(model, tokenizer, prompts: list[str], batch_size: int = 16,
-                     max_new_tokens: int = 64) -> list[str]:
-    """Greedy answers to `prompts`, in their order: the first generated line, stripped."""
+def _generate_batch(model, tokenizer, prompts: list[str], max_new_tokens: int) -> list[str]:
     import torch
     from transformers import StoppingCriteriaList
 
+    device = next(model.parameters()).device
+    batch = tokenizer(prompts, return_tensors="pt", padding=True).to(device)
+    width = batch["input_ids"].shape[1]
+    with torch.inference_mode():
+        output = model.generate(
+            **batch, do_sample=False, max_new_tokens=max_new_tokens,
+            pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+            stopping_criteria=StoppingCriteriaList([_line_stop(tokenizer, width)]))
+    return [first_line(text) for text in
+            tokenizer.batch_decode(output[:, width:], skip_special_tokens=True)]
+
+
+def generate_answers(model, tokenizer, prompts: list[str], batch_size: int = 16,
+                     max_new_tokens: int = 64, label: str = "generating") -> list[str]:
+    """Greedy answers to `prompts`, in their order: the first generated line, stripped.
+    Progress (`label`: answers done, ETA) goes to stderr, as a bar or as lines (trainer.progress)."""
     if not prompts:
         return []
     tokenizer.padding_side = "left"
     order = np.argsort([-len(p) for p in prompts], kind="stable")
     answers: list[str] = [""] * len(prompts)
-    device = next(model.parameters()).device
-    for start in range(0, len(order), batch_size):
-        chunk = order[start:start + batch_size]
-        batch = tokenizer([prompts[i] for i in chunk], return_tensors="pt", padding=True).to(device)
-        width = batch["input_ids"].shape[1]
-        with torch.inference_mode():
-            output = model.generate(
-                **batch, do_sample=False, max_new_tokens=max_new_tokens,
-                pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-                stopping_criteria=StoppingCriteriaList([_line_stop(tokenizer, width)]))
-        texts = tokenizer.batch_decode(output[:, width:], skip_special_tokens=True)
-        for index, text in zip(chunk, texts):
-            answers[int(index)] = first_line(text)
+    with Progress(len(prompts), label, unit="answer") as progress:
+        for start in range(0, len(order), batch_size):
+            chunk = order[start:start + batch_size]
+            texts = _generate_batch(model, tokenizer, [prompts[i] for i in chunk], max_new_tokens)
+            for index, text in zip(chunk, texts):
+                answers[int(index)] = text
+            progress.update(len(chunk))
     return answers

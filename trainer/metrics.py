@@ -2,6 +2,14 @@
 
 Item scores keep their usual units: exact match 0/1, chrF 0-100, COMET 0-1. Probe similarities
 are all on [0, 1] (chrF divided by 100) so the three probe curves share one axis.
+
+An empty output (nothing but whitespace) is no answer, and no answer scores 0 against anything,
+another empty output included: exact match 0, sentence chrF 0, COMET 0 (the model is not even
+asked), probe similarity 0. Without this rule two empty outputs would be a "perfect match" (chrF
+of "" against "" is 100), so a model that says nothing with and without context would get a
+perfect IWL score. Every pairwise score goes through `score_answers`, which applies the rule.
+Corpus chrF / BLEU need no rule: an empty output adds no n-grams, so it lowers the corpus score
+like any wrong answer (all outputs empty: 0).
 """
 from __future__ import annotations
 
@@ -14,20 +22,44 @@ SimilarityFn = Callable[[list[str], list[str], list[str]], list[float]]
 """(hypotheses, references, sources) -> one similarity in [0, 1] per pair."""
 
 
+def is_no_answer(text: str) -> bool:
+    return not text.strip()
+
+
+def score_answers(score: SimilarityFn, hypotheses: list[str], references: list[str],
+                  sources: list[str] | None = None) -> list[float]:
+    """`score` on the pairs where both sides hold an answer; 0.0 where either is empty."""
+    sources = sources if sources is not None else [""] * len(hypotheses)
+    answered = [i for i, (h, r) in enumerate(zip(hypotheses, references))
+                if not (is_no_answer(h) or is_no_answer(r))]
+    values = [0.0] * len(hypotheses)
+    scored = score([hypotheses[i] for i in answered], [references[i] for i in answered],
+                   [sources[i] for i in answered]) if answered else []
+    for i, value in zip(answered, scored):
+        values[i] = float(value)
+    return values
+
+
 def _squash(text: str) -> str:
     return " ".join(text.split())
 
 
 def exact_match(predictions: list[str], targets: list[str]) -> list[float]:
-    return [float(_squash(p) == _squash(t)) for p, t in zip(predictions, targets)]
+    def equal(hyps, refs, _):
+        return [float(_squash(p) == _squash(t)) for p, t in zip(hyps, refs)]
+
+    return score_answers(equal, predictions, targets)
 
 
 def sentence_chrf(predictions: list[str], targets: list[str]) -> list[float]:
     from sacrebleu.metrics import CHRF
 
     chrf = CHRF()
-    return [100.0 if p == t else chrf.sentence_score(p, [t]).score
-            for p, t in zip(predictions, targets)]
+
+    def chrf_scores(hyps, refs, _):
+        return [100.0 if p == t else chrf.sentence_score(p, [t]).score for p, t in zip(hyps, refs)]
+
+    return score_answers(chrf_scores, predictions, targets)
 
 
 def corpus_scores(predictions: list[str], targets: list[str]) -> dict[str, float]:
@@ -40,14 +72,20 @@ def corpus_scores(predictions: list[str], targets: list[str]) -> dict[str, float
             "bleu": round(sacrebleu.corpus_bleu(predictions, [targets]).score, 4)}
 
 
+def comet_checkpoint(checkpoint: str) -> Path:
+    """The checkpoint path, checked to exist before anything is loaded."""
+    path = Path(checkpoint)
+    if not path.exists():
+        raise UserError(f"--comet-path {checkpoint}: COMET checkpoint not found; pass the local "
+                        "checkpoints/model.ckpt of a downloaded COMET-22 model")
+    return path
+
+
 class Comet:
     """COMET-22 from a local checkpoint; `unbabel-comet` is imported only when one is given."""
 
     def __init__(self, checkpoint: str, batch_size: int = 32):
-        path = Path(checkpoint)
-        if not path.exists():
-            raise UserError(f"{checkpoint}: COMET checkpoint not found; pass the local "
-                            "checkpoints/model.ckpt of a downloaded COMET-22 model")
+        path = comet_checkpoint(checkpoint)
         try:
             from comet import load_from_checkpoint
         except ImportError:
@@ -57,10 +95,11 @@ class Comet:
         self.batch_size = batch_size
 
     def __call__(self, hypotheses: list[str], references: list[str], sources: list[str]) -> list[float]:
+        return score_answers(self._predict, hypotheses, references, sources)
+
+    def _predict(self, hypotheses: list[str], references: list[str], sources: list[str]) -> list[float]:
         import torch
 
-        if not hypotheses:
-            return []
         data = [{"src": s, "mt": h, "ref": r} for h, r, s in zip(hypotheses, references, sources)]
         gpus = 1 if torch.cuda.is_available() else 0
         result = self.model.predict(data, batch_size=self.batch_size, gpus=gpus, progress_bar=False)

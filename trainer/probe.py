@@ -1,4 +1,4 @@
-"""The IWL, ICL and copy probes of docs/design.md section 3, on a version's `probe` set.
+r"""The IWL, ICL and copy probes of docs/design.md section 3, on a version's `probe` set.
 
 Usage:
 
@@ -12,6 +12,8 @@ Probe rows come in groups sharing `target_id`, one per probe kind. For each grou
   copy = max over i != paraphrase position of sim(output under `shuffled`, shown label_i).
 `copy_nongold` also leaves out the position that now shows the gold label, since an output equal
 to the gold answer (learnt in weights) would otherwise count as copying.
+An empty output is no answer: it scores 0 against anything, another empty output included (so two
+empty outputs under `random` and `zero` give IWL 0, not a perfect match); see trainer.metrics.
 During training the same scores come from `trainer.callbacks.ProbeCallback`.
 """
 from __future__ import annotations
@@ -34,8 +36,9 @@ from stages.base import write_json_atomically
 from trainer.config import ProbeConfig, run_cli
 from trainer.data import first_items, load_split, open_version
 from trainer.generate import generate_answers
-from trainer.metrics import SimilarityFn, similarity_function
-from trainer.modeling import base_model_path, load_for_inference, read_run_config, set_threads
+from trainer.metrics import SimilarityFn, score_answers, similarity_function
+from trainer.modeling import inference_paths, load_for_inference, read_run_config, set_threads
+from trainer.progress import say
 
 PROBE_NAMES = ("iwl", "icl", "copy", "copy_nongold")
 
@@ -77,7 +80,8 @@ def probe_scores(rows: list[dict[str, Any]], outputs: list[str],
     """Mean probe scores per test set and over all groups, from one output per probe row."""
     groups = _groups(rows)
     keyed = [(key, pair) for key, kinds in groups.items() for pair in _pairs_of_group(rows, outputs, kinds)]
-    sims = similarity([p[2] for _, p in keyed], [p[3] for _, p in keyed], [p[4] for _, p in keyed])
+    sims = score_answers(similarity, [p[2] for _, p in keyed], [p[3] for _, p in keyed],
+                         [p[4] for _, p in keyed])  # an empty output scores 0 (trainer.metrics)
     per_group: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     for (key, (probe, position, _, reference, _)), value in zip(keyed, sims):
         per_group[key][probe].append((position, reference, value))
@@ -123,25 +127,27 @@ def probe_rows(data: str, limit: int | None) -> list[dict[str, Any]]:
 
 
 def run_probes(model, tokenizer, rows: list[dict[str, Any]], similarity: SimilarityFn,
-               batch_size: int = 16, max_new_tokens: int = 64) -> dict[str, Any]:
+               batch_size: int = 16, max_new_tokens: int = 64,
+               label: str = "probes") -> dict[str, Any]:
     outputs = generate_answers(model, tokenizer, [row["prompt"] for row in rows], batch_size,
-                               max_new_tokens)
+                               max_new_tokens, label)
     return probe_scores(rows, outputs, similarity)
 
 
 def main(cfg: ProbeConfig) -> dict[str, Any]:
-    set_threads(cfg.threads)
+    version = open_version(cfg.data)
+    model_path, adapter = inference_paths(cfg.model, cfg.adapter)
+    similarity = similarity_function(cfg.comet_path)
     rows = probe_rows(cfg.data, cfg.limit)
-    model_path = base_model_path(cfg.model, cfg.adapter)
-    model, tokenizer = load_for_inference(model_path, cfg.adapter, cfg.device)
-    scores = run_probes(model, tokenizer, rows, similarity_function(cfg.comet_path),
-                        cfg.gen_batch_size, cfg.max_new_tokens)
-    run = read_run_config(cfg.adapter) if cfg.adapter else {}
-    regime = run.get("config", {}).get("regime") or ("adapter" if cfg.adapter else "base")
+    set_threads(cfg.threads)
+    model, tokenizer = load_for_inference(model_path, adapter, cfg.device)
+    say(f"probing: {len(rows)} probe rows ({version.task} version {version.version})")
+    scores = run_probes(model, tokenizer, rows, similarity, cfg.gen_batch_size, cfg.max_new_tokens)
+    run = read_run_config(adapter) if adapter else {}
+    regime = run.get("config", {}).get("regime") or ("adapter" if adapter else "base")
     step = cfg.step if cfg.step is not None else run.get("train", {}).get("steps", 0)
     result = {"regime": regime, "model": model_path, "adapter": cfg.adapter,
-              "dataset": open_version(cfg.data).identity(),
-              "similarity": "comet" if cfg.comet_path else "chrf",
+              "dataset": version.identity(), "similarity": "comet" if cfg.comet_path else "chrf",
               "history": [{"step": step, "scores": scores}]}
     output = Path(cfg.output) if cfg.output else Path("runs") / "probe" / f"{result['regime']}.json"
     write_json_atomically(output, result)

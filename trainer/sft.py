@@ -1,4 +1,4 @@
-"""Fine-tune a LoRA adapter on one regime of a built dataset version, with TRL's SFTTrainer.
+r"""Fine-tune a LoRA adapter on one regime of a built dataset version, with TRL's SFTTrainer.
 
 Usage:
 
@@ -21,8 +21,9 @@ Before training it prints token-length statistics of the split, drops rows whose
 completion + EOS exceed --max-length (counted, never trained with every label masked) and refuses
 to start when more than --max-drop-share of the rows would go. CPU runs use fp32 and no gradient
 checkpointing; CUDA runs use bf16 and SDPA attention. The output folder holds the adapter,
-`run_config.json` (resolved config, dataset version, length report, loss history) and, with
---probe-every, `probes.json`.
+`run_config.json` (resolved config with the base model as an absolute path, dataset version,
+length report, loss history) and, with --probe-every, `probes.json`. Paths and the split's size
+(from the manifest) are checked before torch loads; progress goes to stderr (trainer.progress).
 """
 from __future__ import annotations
 
@@ -41,8 +42,11 @@ from typing import Any
 from stages.base import write_json_atomically
 from trainer.config import TrainConfig, run_cli
 from trainer.data import Version, fit_to_length, open_version, training_rows
+from trainer.metrics import comet_checkpoint
 from trainer.modeling import (RUN_CONFIG, DeviceSettings, device_settings, load_model,
-                              load_tokenizer, lora_config, set_threads)
+                              load_tokenizer, lora_config, model_folder, peft_wrap_warning_silenced,
+                              set_threads)
+from trainer.progress import on_terminal, say
 
 
 def output_folder(cfg: TrainConfig, version: Version) -> Path:
@@ -70,7 +74,8 @@ def batching_options(cfg: TrainConfig) -> dict[str, Any]:
     return options
 
 
-def sft_arguments(cfg: TrainConfig, settings: DeviceSettings, output: Path):
+def sft_arguments(cfg: TrainConfig, settings: DeviceSettings, output: Path, bar: bool = False):
+    """TRL's arguments; `bar`: the Trainer draws its tqdm bar (stderr is a terminal)."""
     from trl import SFTConfig
 
     return SFTConfig(
@@ -83,7 +88,7 @@ def sft_arguments(cfg: TrainConfig, settings: DeviceSettings, output: Path):
         logging_steps=cfg.logging_steps, logging_first_step=True,
         save_strategy="steps" if cfg.save_steps > 0 else "no",
         save_steps=cfg.save_steps if cfg.save_steps > 0 else 500,
-        report_to="none", disable_tqdm=True, dataloader_num_workers=0,
+        report_to="none", disable_tqdm=not bar, dataloader_num_workers=0,
         **batching_options(cfg))
 
 
@@ -106,29 +111,57 @@ def print_lengths(report: dict[str, Any]) -> None:
           f"max_length={report['max_length']} ({report['dropped_share']:.2%})")
 
 
-def train(cfg: TrainConfig) -> tuple[Any, dict[str, Any]]:
-    """Train and save; returns the trainer and the run record written next to the adapter."""
+def check_inputs(cfg: TrainConfig) -> tuple[TrainConfig, Version]:
+    """Every path checked from the files alone, before torch is imported; the config comes back
+    with the base model as an absolute path, so the adapter's record works from any folder."""
+    version = open_version(cfg.data)
+    model = model_folder(cfg.model)
+    if cfg.comet_path and cfg.probe_every > 0:
+        comet_checkpoint(cfg.comet_path)
+    return cfg.model_copy(update={"model": model}), version
+
+
+def make_trainer(cfg: TrainConfig, version: Version, rows, tokenizer, settings: DeviceSettings,
+                 output: Path):
     from trl import SFTTrainer
 
+    from trainer.callbacks import ProgressLines
+
+    bar = on_terminal()
+    callbacks = [] if bar else [ProgressLines()]
+    if cfg.probe_every > 0:
+        callbacks.append(probe_callback(cfg, tokenizer, output, version))
+    say(f"loading model {cfg.model} on {settings.device} ({settings.dtype_name})")
+    model = load_model(cfg.model, settings, cfg.attn_implementation)
+    say(f"adding LoRA (r={cfg.lora_r}, {cfg.lora_targets}) and tokenising {len(rows)} rows for TRL")
+    with peft_wrap_warning_silenced():
+        return SFTTrainer(model=model, args=sft_arguments(cfg, settings, output, bar),
+                          train_dataset=rows, processing_class=tokenizer,
+                          peft_config=lora_config(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout,
+                                                  cfg.lora_targets), callbacks=callbacks)
+
+
+def train(cfg: TrainConfig) -> tuple[Any, dict[str, Any]]:
+    """Train and save; returns the trainer and the run record written next to the adapter."""
+    given_model = cfg.model
+    cfg, version = check_inputs(cfg)
+    rows = training_rows(version, cfg.regime, cfg.train_limit)
+    say(f"data: {version.task} version {version.version}, train-{cfg.regime}, {len(rows)} rows")
     set_threads(cfg.threads)
-    version = open_version(cfg.data)
     settings = device_settings(cfg.device)
     output = output_folder(cfg, version)
     tokenizer = load_tokenizer(cfg.model, padding_side="right")
-    rows, lengths = fit_to_length(training_rows(version, cfg.regime, cfg.train_limit),
-                                  tokenizer, cfg.max_length, cfg.max_drop_share)
+    say(f"tokenising {len(rows)} rows to check their lengths against --max-length {cfg.max_length}")
+    rows, lengths = fit_to_length(rows, tokenizer, cfg.max_length, cfg.max_drop_share)
     print_lengths(lengths.to_json())
-    callbacks = [probe_callback(cfg, tokenizer, output, version)] if cfg.probe_every > 0 else []
-    model = load_model(cfg.model, settings, cfg.attn_implementation)
-    trainer = SFTTrainer(model=model, args=sft_arguments(cfg, settings, output),
-                         train_dataset=rows, processing_class=tokenizer,
-                         peft_config=lora_config(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout,
-                                                 cfg.lora_targets), callbacks=callbacks)
+    trainer = make_trainer(cfg, version, rows, tokenizer, settings, output)
+    say(f"training {len(rows)} rows; adapter goes to {output}")
     started = time.perf_counter()
     result = trainer.train()
     seconds = time.perf_counter() - started
     trainer.save_model(str(output))
-    record = {"config": cfg.model_dump(), "dataset": version.identity(), "device": settings.device,
+    record = {"config": cfg.model_dump(), "base_model": {"path": cfg.model, "given": given_model},
+              "dataset": version.identity(), "device": settings.device,
               "dtype": settings.dtype_name, "lengths": lengths.to_json(),
               "train": {"steps": trainer.state.global_step, "seconds": round(seconds, 2),
                         "train_loss": result.training_loss},
