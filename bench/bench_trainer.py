@@ -109,7 +109,7 @@ def run_setting(batching: str, batch: int, args, rows, shape, settings) -> dict:
     from trl import SFTTrainer
 
     from trainer.config import TrainConfig
-    from trainer.modeling import lora_config
+    from trainer.modeling import lora_config, peft_wrap_warning_silenced
     from trainer.sft import sft_arguments
 
     cfg = TrainConfig(data="-", model="-", batching=batching, batch_size=batch,
@@ -120,7 +120,7 @@ def run_setting(batching: str, batch: int, args, rows, shape, settings) -> dict:
         torch.cuda.reset_peak_memory_stats()
     model = random_model(shape, settings, args.attn)
     clock = Clock(args.warmup)
-    with tempfile.TemporaryDirectory() as out:
+    with tempfile.TemporaryDirectory() as out, peft_wrap_warning_silenced():
         trainer = SFTTrainer(model=model, args=sft_arguments(cfg, settings, Path(out)),
                              train_dataset=rows, processing_class=tiny_tokenizer(),
                              peft_config=lora_config(16, 16, 0.05, args.lora_targets),
