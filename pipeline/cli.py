@@ -1,10 +1,11 @@
-"""`pipeline`: build, list and inspect IC-Train dataset versions.
+"""`pipeline`: build, list, inspect, publish and prune IC-Train dataset versions.
 
     pipeline build --task align-synth --out runs          # the embedded default, offline
     pipeline build --task en-lt --train europarl.tsv --test flores.tsv --test-ood emea.tsv --paraphraser none
     pipeline versions --task align-synth --out runs
     pipeline show runs/align-synth/latest
     pipeline publish runs/en-lt/latest --repo-id your-name/ictrain-en-lt
+    pipeline prune --task align-synth --out runs --keep 3 --dry-run
 
 `build` prints the version folder as the last line of standard output; progress and stage
 reports go to standard error. Bad input exits with status 2 and one line saying what to fix.
@@ -13,78 +14,163 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
+from typing import Callable
 
 from pydantic import ValidationError
 
 from schemas.errors import UserError
-from pipeline.tasks import DEFAULT_TASK, builtin_tasks, load_task
+from pipeline.tasks import DEFAULT_TASK, load_task
 from schemas.config import DEFAULT_HUB_ENDPOINT, DEFAULT_OPUS_URL, BuildConfig, ContextWeights, RunOptions
 
+KINDS = ("random", "similar", "near", "paraphrase")
 
-def _build_parser(sub) -> None:
-    p = sub.add_parser("build", help="build every training set, the eval set and the probe set for a task")
-    p.add_argument("--task", default=DEFAULT_TASK, help=f"built-in task or task YAML path (default {DEFAULT_TASK})")
-    p.add_argument("--out", default="runs", help="output folder (default runs)")
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse answers a bad option with a usage dump and its own exit; every other user error
+    here is one `error:` line and status 2, so parsing errors become `UserError` too."""
+
+    def error(self, message: str):
+        raise UserError(f"{message} (see `{self.prog} --help`)")
+
+
+def number(kind: type, low: float | None = None, high: float | None = None,
+           low_open: bool = False) -> Callable[[str], int | float]:
+    """An argparse `type` that checks the range up front, so a bad value fails in one line naming
+    the option, the value and the range instead of deep inside a stage."""
+    noun = "an integer" if kind is int else "a number"
+    if high is not None:
+        allowed = f"must be {noun} in [{low:g}, {high:g}]"
+    else:
+        allowed = f"must be {noun} {'>' if low_open else '>='} {low:g}"
+
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"got {text!r}; {allowed}") from None
+        too_low = low is not None and (value <= low if low_open else value < low)
+        if not math.isfinite(value) or too_low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"got {text}; {allowed}")
+        return value
+
+    return parse
+
+
+COUNT, NONNEGATIVE, SHARE = number(int, 1), number(int, 0), number(float, 0.0, 1.0)
+
+
+def _add_task_and_out(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--task", default=DEFAULT_TASK,
+                   help="built-in task (see `pipeline tasks`) or task YAML path (default %(default)s)")
+    p.add_argument("--out", default="runs", help="output folder (default %(default)s)")
+
+
+def _add_cache_dir(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-dir", help="stage/embedding/paraphrase cache (default OUT/.cache)")
-    p.add_argument("--train", help="local training pool file (TSV/CSV/JSONL/Parquet with source,target)")
-    p.add_argument("--test", help="local in-domain test file")
-    p.add_argument("--test-ood", help="local out-of-domain test file")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--k", type=int, default=4, help="examples per context (default 4)")
-    p.add_argument("--m", type=int, default=20, help="BM25 candidates the near kind samples from (default 20)")
-    p.add_argument("--p", type=float, help="weight of the random and of the similar kind (default 0.2)")
-    p.add_argument("--eps", type=float, help="weight of the paraphrase kind (default 0.1)")
-    for kind in ("random", "similar", "near", "paraphrase"):
-        p.add_argument(f"--w-{kind}", type=float, help=f"weight of the {kind} kind, overriding --p/--eps")
-    p.add_argument("--tau", type=float, help="keep similar-regime targets with mean cosine >= tau")
-    p.add_argument("--pool-size", type=int)
-    p.add_argument("--test-size", type=int)
-    p.add_argument("--ood-size", type=int)
-    p.add_argument("--probe-size", type=int, default=200)
-    p.add_argument("--n-paraphrases", type=int, default=5)
+
+
+def _build_data_options(p: argparse.ArgumentParser) -> None:
+    for flag, what in (("--train", "training pool"), ("--test", "in-domain test set"),
+                       ("--test-ood", "out-of-domain test set")):
+        p.add_argument(flag, help=f"local {what} file, TSV/CSV/JSONL/Parquet with source,target columns "
+                                  f"(default: the task's declared source)")
+    for flag, what in (("--pool-size", "training pool rows"), ("--test-size", "in-domain test rows"),
+                       ("--ood-size", "out-of-domain test rows")):
+        p.add_argument(flag, type=COUNT, help=f"{what} to keep, >= 1 (default: the task's {flag[2:].replace('-', '_')})")
+    p.add_argument("--probe-size", type=COUNT, default=200, help="probe targets, >= 1 (default %(default)s)")
+
+
+def _build_context_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seed", type=NONNEGATIVE, default=0,
+                   help="seeds every draw (sampling, context kinds, examples), >= 0 (default %(default)s)")
+    p.add_argument("--k", type=COUNT, default=4, help="examples per context, >= 1 (default %(default)s)")
+    p.add_argument("--m", type=COUNT, help="BM25 candidates the near kind samples from, >= --k (default max(20, k))")
+    p.add_argument("--p", type=SHARE, help="weight of the random and of the similar kind, in [0, 1] (default 0.2)")
+    p.add_argument("--eps", type=SHARE, help="weight of the paraphrase kind, in [0, 1] (default 0.1)")
+    defaults = ContextWeights()
+    for kind in KINDS:
+        p.add_argument(f"--w-{kind}", type=SHARE, help=f"weight of the {kind} kind, in [0, 1], overriding "
+                                                       f"--p/--eps (default {getattr(defaults, kind)})")
+    p.add_argument("--tau", type=number(float, -1.0),
+                   help="keep similar-regime targets with mean cosine >= tau, >= -1; above 1 none passes and "
+                        "train-similar is empty, with a warning (default: keep all)")
+
+
+def _build_paraphrase_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--n-paraphrases", type=COUNT, default=5,
+                   help="paraphrases asked per source, >= 1 (default %(default)s)")
     p.add_argument("--paraphraser", help="none | file | align-synth | gemini | openai | hf-local (default: the task's)")
     p.add_argument("--paraphraser-option", action="append", default=[], metavar="KEY=VALUE",
-                   help="backend option, repeatable (values parsed as JSON when they can be)")
-    p.add_argument("--base-url", help="OpenAI-compatible server for --paraphraser openai")
-    p.add_argument("--max-cost", type=float, help="stop paraphrasing once this many USD are spent")
+                   help="backend option, repeatable; values parsed as JSON when they can be "
+                        "(default: the task's paraphraser_options)")
+    p.add_argument("--base-url", help="OpenAI-compatible server for --paraphraser openai (default: OpenAI's)")
+    p.add_argument("--max-cost", type=number(float, 0.0, low_open=True),
+                   help="stop paraphrasing once this many USD are spent, > 0 (default: no limit)")
     p.add_argument("--dry-run", action="store_true", help="print the paraphrase cost estimate and stop")
+
+
+def _build_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--embedder-model", help="sentence-transformers model path or id (default: MiniLM shipped offline)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--batch-size", type=int, default=128, help="embedding batch size")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default %(default)s)")
+    p.add_argument("--batch-size", type=COUNT, default=128, help="embedding batch size, >= 1 (default %(default)s)")
     p.add_argument("--exact-embeddings", action="store_true",
                    help="plain fp32 embeddings instead of the faster int8 (CPU) / fp16 (CUDA) path")
-    p.add_argument("--threads", type=int, help="torch CPU threads (on a busy 2-core machine 1 is often faster)")
+    p.add_argument("--threads", type=COUNT, help="torch CPU threads, >= 1; on a busy 2-core machine 1 is often "
+                                                  "faster (default: torch's choice)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bars (default: when standard error is a terminal)")
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="pipeline", description=__doc__.split("\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+def _build_parser(sub) -> None:
+    p = sub.add_parser("build", help="build every training set, the eval set and the probe set for a task")
+    _add_task_and_out(p)
+    _add_cache_dir(p)
+    _build_data_options(p)
+    _build_context_options(p)
+    _build_paraphrase_options(p)
+    _build_run_options(p)
+
+
+def _other_parsers(sub) -> None:
+    v = sub.add_parser("versions", help="list the built versions of a task")
+    _add_task_and_out(v)
+    s = sub.add_parser("show", help="counts and two rendered prompts per split of a version folder")
+    s.add_argument("path", help="a version folder, e.g. runs/align-synth/latest")
+    sub.add_parser("tasks", help="list the built-in tasks with a one-line description")
+    src = sub.add_parser("sources", help="list a task's sources; --check probes them, --download fetches them")
+    _add_task_and_out(src)
+    _add_cache_dir(src)
+    src.add_argument("--check", action="store_true", help="probe each source (pinned revision, config, access) "
+                     "without downloading data; exit 1 on failure (default: off)")
+    src.add_argument("--download", action="store_true",
+                     help="fetch every source into the cache, for building later without network (default: off)")
+    pub = sub.add_parser("publish", help="upload a version folder to a Hub dataset repository")
+    pub.add_argument("path", help="a version folder, e.g. runs/en-lt/latest")
+    pub.add_argument("--repo-id", required=True, help="dataset repository, e.g. your-name/ictrain-en-lt (required)")
+    pub.add_argument("--private", action="store_true", help="create the repository private (default: public)")
+    pr = sub.add_parser("prune", help="delete old versions of a task and the stage caches no version uses")
+    _add_task_and_out(pr)
+    _add_cache_dir(pr)
+    pr.add_argument("--keep", type=NONNEGATIVE, required=True,
+                    help="newest versions to keep, >= 0; the one `latest` points to is always kept (required)")
+    pr.add_argument("--dry-run", action="store_true", help="list what would be deleted, with sizes, and delete nothing")
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="pipeline", description=__doc__.split("\n")[0],
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     _build_parser(sub)
-    v = sub.add_parser("versions", help="list the built versions of a task")
-    v.add_argument("--task", default=DEFAULT_TASK)
-    v.add_argument("--out", default="runs")
-    s = sub.add_parser("show", help="counts and two rendered prompts per split of a version folder")
-    s.add_argument("path")
-    sub.add_parser("tasks", help="list the built-in tasks")
-    src = sub.add_parser("sources", help="list a task's sources; --check probes them, --download fetches them")
-    src.add_argument("--task", default=DEFAULT_TASK, help=f"built-in task or task YAML path (default {DEFAULT_TASK})")
-    src.add_argument("--check", action="store_true",
-                     help="probe each source (pinned revision, config, access) without downloading data; exit 1 on failure")
-    src.add_argument("--download", action="store_true",
-                     help="fetch every source into the cache, for building later without network")
-    src.add_argument("--out", default="runs", help="output folder whose cache holds downloads (default runs)")
-    src.add_argument("--cache-dir", help="cache folder (default OUT/.cache)")
-    pub = sub.add_parser("publish", help="upload a version folder to a Hub dataset repository")
-    pub.add_argument("path")
-    pub.add_argument("--repo-id", required=True, help="e.g. your-name/ictrain-en-lt")
-    pub.add_argument("--private", action="store_true")
-    return parser.parse_args(argv)
+    _other_parsers(sub)
+    return parser
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    return make_parser().parse_args(argv)
 
 
 def _option_value(text: str):
@@ -94,13 +180,7 @@ def _option_value(text: str):
         return text
 
 
-def resolve_config(args: argparse.Namespace) -> BuildConfig:
-    task = load_task(args.task)
-    updates = {name: getattr(args, name) for name in ("pool_size", "test_size", "ood_size")
-               if getattr(args, name) is not None}
-    if args.embedder_model:
-        updates["embedder"] = task.embedder.model_copy(update={"model": args.embedder_model})
-    task = task.model_copy(update=updates)
+def _paraphraser_settings(args: argparse.Namespace, task) -> tuple[str, dict]:
     options = dict(task.paraphraser_options)
     paraphraser = args.paraphraser or task.paraphraser
     if args.paraphraser and args.paraphraser != task.paraphraser:
@@ -114,14 +194,29 @@ def resolve_config(args: argparse.Namespace) -> BuildConfig:
         options["base_url"] = args.base_url
     if args.max_cost is not None:
         options["max_cost"] = args.max_cost
+    return paraphraser, options
+
+
+def _weights(args: argparse.Namespace) -> ContextWeights:
+    weights = ContextWeights.from_p_eps(0.2 if args.p is None else args.p, 0.1 if args.eps is None else args.eps) \
+        if (args.p is not None or args.eps is not None) else ContextWeights()
+    custom = {kind: getattr(args, f"w_{kind}") for kind in KINDS if getattr(args, f"w_{kind}") is not None}
+    return ContextWeights(**{**weights.model_dump(), **custom}) if custom else weights
+
+
+def resolve_config(args: argparse.Namespace) -> BuildConfig:
+    if args.m is not None and args.m < args.k:
+        raise UserError(f"--m must be >= --k (got --m {args.m}, --k {args.k}): the near kind samples from the top m "
+                        f"BM25 candidates; raise --m or leave it out (it defaults to max(20, k))")
+    task = load_task(args.task)
+    updates = {name: getattr(args, name) for name in ("pool_size", "test_size", "ood_size")
+               if getattr(args, name) is not None}
+    if args.embedder_model:
+        updates["embedder"] = task.embedder.model_copy(update={"model": args.embedder_model})
+    task = task.model_copy(update=updates)
+    paraphraser, options = _paraphraser_settings(args, task)
     try:
-        weights = ContextWeights.from_p_eps(0.2 if args.p is None else args.p, 0.1 if args.eps is None else args.eps) \
-            if (args.p is not None or args.eps is not None) else ContextWeights()
-        custom = {kind: getattr(args, f"w_{kind}") for kind in ("random", "similar", "near", "paraphrase")
-                  if getattr(args, f"w_{kind}") is not None}
-        if custom:
-            weights = ContextWeights(**{**weights.model_dump(), **custom})
-        return BuildConfig(task=task, seed=args.seed, k=args.k, m=args.m, weights=weights, tau=args.tau,
+        return BuildConfig(task=task, seed=args.seed, k=args.k, m=args.m, weights=_weights(args), tau=args.tau,
                            probe_size=args.probe_size, n_paraphrases=args.n_paraphrases,
                            paraphraser=paraphraser, paraphraser_options=options)
     except ValidationError as exc:
@@ -163,26 +258,32 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        if args.command == "build":
-            return cmd_build(args)
-        from pipeline import inspect
+def run_command(args: argparse.Namespace) -> int:
+    if args.command == "build":
+        return cmd_build(args)
+    from pipeline import inspect
 
-        if args.command == "versions":
-            return inspect.cmd_versions(args.out, args.task)
-        if args.command == "show":
-            return inspect.cmd_show(Path(args.path))
-        if args.command == "sources":
-            return cmd_sources(args)
-        if args.command == "publish":
-            from pipeline.publish import publish_version_folder
+    if args.command == "versions":
+        return inspect.cmd_versions(args.out, args.task)
+    if args.command == "show":
+        return inspect.cmd_show(Path(args.path))
+    if args.command == "sources":
+        return cmd_sources(args)
+    if args.command == "publish":
+        from pipeline.publish import publish_version_folder
 
-            print(publish_version_folder(Path(args.path), args.repo_id, args.private))
-            return 0
-        print("\n".join(builtin_tasks()))
+        print(publish_version_folder(Path(args.path), args.repo_id, args.private))
         return 0
+    if args.command == "prune":
+        from pipeline.prune import cmd_prune
+
+        return cmd_prune(args.out, args.task, args.keep, args.cache_dir, args.dry_run)
+    return inspect.cmd_tasks()
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        return run_command(parse_args(argv))
     except UserError as exc:
         for line in str(exc).splitlines() or [""]:
             print(f"error: {line}", file=sys.stderr)

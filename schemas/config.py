@@ -105,9 +105,9 @@ class TaskConfig(Strict):
     test: SourceSpec | None = None
     test_ood: SourceSpec | None = None
     generator: GeneratorSpec | None = None
-    pool_size: int = 50_000
-    test_size: int = 1012
-    ood_size: int = 500
+    pool_size: int = Field(50_000, ge=1)
+    test_size: int = Field(1012, ge=1)
+    ood_size: int = Field(500, ge=1)
     metric: str = "chrf"
     paraphraser: str = "none"
     paraphraser_options: dict[str, Any] = Field(default_factory=dict)
@@ -142,20 +142,27 @@ class BuildConfig(Strict):
     """Everything that decides the bytes of a build."""
 
     task: TaskConfig
-    seed: int = 0
-    k: int = 4
-    m: int = 20  # BM25 candidates the `near` kind samples from
+    seed: int = Field(0, ge=0)
+    k: int = Field(4, ge=1)
+    m: int = Field(20, ge=1)  # BM25 candidates the `near` kind samples from; unset: max(20, k)
     weights: ContextWeights = Field(default_factory=ContextWeights)
-    tau: float | None = None  # similar-regime filter on mean cosine; None keeps every target
-    probe_size: int = 200
-    n_paraphrases: int = 5
+    tau: float | None = Field(None, ge=-1)  # similar-regime filter on mean cosine; None keeps all
+    probe_size: int = Field(200, ge=1)
+    n_paraphrases: int = Field(5, ge=1)
     paraphraser: str = "none"
     paraphraser_options: dict[str, Any] = Field(default_factory=dict)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_m(cls, data: Any) -> Any:
+        """Unset m follows k, so a large k alone is judged against the pool, not against a
+        default m the user never chose. The default k keeps m = 20 (and its version ids)."""
+        if isinstance(data, dict) and data.get("m") is None and isinstance(data.get("k", 4), int):
+            data = {**data, "m": max(20, data.get("k", 4))}
+        return data
+
     @model_validator(mode="after")
     def _check(self) -> "BuildConfig":
-        if self.k < 1:
-            raise ValueError(f"k must be >= 1, got {self.k}")
         if self.m < self.k:
             raise ValueError(f"m (near candidates, {self.m}) must be >= k ({self.k})")
         return self

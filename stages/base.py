@@ -124,7 +124,8 @@ class StageResult:
 
 
 class Stage(ABC):
-    """Subclasses set `name` and `version` and implement `params` and `run`; nothing else."""
+    """Subclasses set `name` and `version` and implement `params` and `run` (and `check` where a
+    setting outside `params` must suit the inputs)."""
 
     name: ClassVar[str]
     version: ClassVar[str]  # bump whenever a code change alters the stage's output
@@ -139,6 +140,10 @@ class Stage(ABC):
 
     def fingerprint(self, upstream: dict[str, str]) -> str:
         return fingerprint(self.name, self.version, self.params(), sorted(upstream.items()))
+
+    def check(self, inputs: dict[str, Artifacts]) -> None:
+        """Raise `UserError` when the inputs cannot serve the run's settings. Runs on a cache hit
+        too: a cached output may have been made under settings its fingerprint does not hold."""
 
 
 @dataclass
@@ -160,6 +165,7 @@ def execute(stage: Stage, inputs: dict[str, StageResult], cache_root: Path,
     """Run `stage` or load its cached output. `extra_inputs` are fingerprints of non-stage inputs
     (files read directly) that must also key the cache."""
     fp = stage.fingerprint({**{name: r.fingerprint for name, r in inputs.items()}, **(extra_inputs or {})})
+    stage.check({name: result.artifacts for name, result in inputs.items()})
     folder = cache_folder(cache_root, stage.name, fp)
     if (folder / DONE_MARKER).exists():
         started = time.perf_counter()

@@ -58,3 +58,20 @@ def test_interrupted_build_resumes_to_the_same_result(tmp_path, monkeypatch, ali
     for folder in SPLIT_FOLDERS.values():
         data = "data-00000-of-00001.arrow"
         assert (resumed / folder / data).read_bytes() == (align_synth_version / folder / data).read_bytes()
+
+
+def test_larger_k_on_a_cached_retrieval_still_meets_the_pool_check(tmp_path, monkeypatch):
+    """k is not in retrieve's fingerprint: a rebuild with a larger k reuses the cached retrieval,
+    and the pool check must still run (assemble would loop forever looking for k examples)."""
+    base = _files(tmp_path, b"source\ttarget\nA b\tB\nC d\tD\nE f\tF\nG h\tH\n")
+    out = ["--out", str(tmp_path / "out"), "--probe-size", "1"]
+    code, _, err = run_pipeline("build", *out, *base, "--k", "2")
+    assert code == 0, err
+
+    def unreachable(self, inputs, stats):
+        raise AssertionError("assemble ran with a k the pool cannot serve")
+
+    monkeypatch.setattr(Assemble, "run", unreachable)
+    code, _, err = run_pipeline("build", *out, *base, "--k", "4")
+    assert code == 2 and "[retrieve]" not in err
+    assert err.strip().splitlines()[-1].startswith("error: k=4 is larger than the pool allows: only 4 distinct")

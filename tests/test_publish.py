@@ -32,8 +32,20 @@ def test_publish_uploads_the_folder_under_task_and_version(align_synth_version):
 def test_publish_errors_are_one_line(align_synth_version, tmp_path, monkeypatch):
     with pytest.raises(UserError, match="check that you are logged in"):
         publish_version_folder(align_synth_version, "me/x", api=RecordingApi(fail=True))
+    monkeypatch.setattr("pipeline.publish.hub_token", lambda: "hf_test")
     monkeypatch.setattr("pipeline.publish.hub_reachable", lambda: False)
     code, _, err = run_pipeline("publish", str(align_synth_version), "--repo-id", "me/x")
     assert code == 2 and "cannot reach the Hub" in err and "Traceback" not in err
     code, _, err = run_pipeline("publish", str(tmp_path), "--repo-id", "me/x")
     assert code == 2 and "not a version folder" in err
+
+
+def test_publish_without_a_token_says_so_before_the_network(align_synth_version, monkeypatch):
+    def no_network():
+        raise AssertionError("the token is checked before the network")
+
+    monkeypatch.setattr("pipeline.publish.hub_token", lambda: None)
+    monkeypatch.setattr("pipeline.publish.hub_reachable", no_network)
+    code, out, err = run_pipeline("publish", str(align_synth_version), "--repo-id", "me/x")
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert err.strip() == "error: no Hugging Face token to publish to me/x: set HF_TOKEN or run `hf auth login`"

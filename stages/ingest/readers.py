@@ -116,19 +116,3 @@ def _read_parquet(path: Path, source_column: str, target_column: str) -> Iterato
 
 class Invalid(str):
     """Marks a row the reader could not parse; ingest rejects it with this text as the reason."""
-
-
-def hub_reachable(timeout: float = 3.0) -> bool:
-    """One quick TCP connect to the configured Hub endpoint: without it, an offline machine
-    spends half a minute in the Hub client's retries before saying anything."""
-    import socket
-    from urllib.parse import urlparse
-
-    from huggingface_hub import constants
-
-    url = urlparse(constants.ENDPOINT)
-    try:
-        with socket.create_connection((url.hostname, url.port or 443), timeout=timeout):
-            return True
-    except OSError:
-        return False

@@ -54,15 +54,20 @@ class Retrieve(Stage):
     def params(self) -> dict[str, Any]:
         return {"candidates": self.candidates, "tokens": self.tokens, "k1": 1.5, "b": 0.75, "epsilon": 0.25}
 
+    def check(self, inputs: dict[str, Artifacts]) -> None:
+        """k is not in `params` (the candidates do not depend on it), so a cached retrieval made
+        for a smaller k must not let a k the pool cannot serve through to assemble."""
+        distinct = len(source_groups(inputs["ingest"]["pool"].column("source").to_pylist())[1])
+        if distinct <= self.k:
+            raise UserError(f"k={self.k} is larger than the pool allows: only {distinct} distinct sources, "
+                            f"and a context needs k examples other than the target; lower --k or add data")
+
     def run(self, inputs: dict[str, Artifacts], stats: StageStats) -> Artifacts:
         pool = inputs["ingest"]["pool"]
         tests = inputs["ingest"]["tests"]
         pool_sources = pool.column("source").to_pylist()
         tokenize = retrieval_tokenizer(self.tokens)
         groups, keys = source_groups(pool_sources)
-        if len(keys) <= self.k:
-            raise UserError(f"k={self.k} is larger than the pool allows: only {len(keys)} distinct sources, "
-                            f"and a context needs k examples other than the target; lower --k or add data")
         index = BM25Index(tokenize(pool_sources))
         shared = same_source_exclusions(groups)
         exclude_pool = [shared.get(int(g), {i}) for i, g in enumerate(groups)]
