@@ -98,7 +98,7 @@ class EmbedderSpec(Strict):
 class TaskConfig(Strict):
     name: str
     description: str = ""
-    kind: Literal["mt", "synthetic"]
+    kind: Literal["mt", "synthetic", "sql", "semparse"]
     source_lang: str | None = None
     target_lang: str | None = None
     train: SourceSpec | None = None
