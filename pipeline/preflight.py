@@ -12,7 +12,7 @@ from typing import Callable
 from schemas.config import BuildConfig, RunOptions, SourceSpec
 from schemas.errors import UserError
 from stages.ingest.access import SourceAccess
-from stages.ingest.sources import check_source, split_source
+from stages.ingest.sources import SPLIT_FLAGS, check_source, split_source
 
 SPLITS = ("train", "test", "test_ood")
 
@@ -49,7 +49,10 @@ def preflight(config: BuildConfig, options: RunOptions, access: SourceAccess, ne
     problems: list[str] = []
     if need_sources:
         for split, spec in build_sources(config, options).items():
+            before = len(problems)
             found = _attempt(problems, lambda: check_source(spec, split, access))
+            problems[before:] = [line.replace("pass a local file instead", f"pass a local file with {SPLIT_FLAGS[split]} PATH")
+                                 for line in problems[before:]]
             if isinstance(found, dict) and found.get("pinned") is False:
                 log(f"warning: {spec.hub.path} has no pinned revision: its data can change under the same "
                     "version id; set `revision` to a commit id in the task YAML")

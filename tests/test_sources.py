@@ -135,6 +135,7 @@ def test_every_precondition_is_reported_at_once(tmp_path, monkeypatch):
     assert code == 2
     lines = [line for line in err.splitlines() if line.startswith("error: ")]
     assert sum("cannot reach the Hub" in line for line in lines) == 2  # Europarl and Flores+
+    assert any(line.endswith("pass a local file with --train PATH") for line in lines)
     assert any("cannot reach OPUS" in line for line in lines)
     assert any("GEMINI_API_KEY" in line for line in lines)
     assert not (tmp_path / ".cache" / "stages").exists()  # nothing ran
