@@ -14,17 +14,24 @@ from pipeline.components import make_specs
 from pipeline.store import publish_version
 from schemas.config import BuildConfig, RunOptions
 from stages.base import DONE_MARKER, StageResult, StageSpec, cache_folder, execute, fingerprint
-from pipeline.preflight import SPLITS, overrides, preflight, source_access
+from pipeline.preflight import SPLITS, overrides, preflight, source_access, sql_databases
 from stages.ingest.sources import describe_source, split_source
 
 
-def input_fingerprints(config: BuildConfig, options: RunOptions) -> dict[str, Any]:
-    """What the inputs are, by content: hashed into the version and written to the manifest."""
+def input_fingerprints(config: BuildConfig, options: RunOptions,
+                       databases: dict[str, Path] | None = None) -> dict[str, Any]:
+    """What the inputs are, by content: hashed into the version and written to the manifest. An
+    SQL task's databases count by their content fingerprints (`stages.sql.schema`), never by path."""
     task = config.task
     if task.kind == "synthetic" and not options.train_path:
         return {"generator": task.generator.model_dump()}
     given = overrides(options)
-    return {split: describe_source(split_source(task, split, given[split])) for split in SPLITS}
+    found = {split: describe_source(split_source(task, split, given[split])) for split in SPLITS}
+    if databases:
+        from stages.sql.databases import fingerprints
+
+        found["databases"] = fingerprints(databases)
+    return found
 
 
 def plan_fingerprints(specs: list[StageSpec], cache_root: Path) -> dict[str, tuple[str, bool]]:
@@ -57,9 +64,10 @@ def build(config: BuildConfig, options: RunOptions, log: Callable[[str], None] |
     """Run the build; returns the published version folder (or, with dry_run, the paraphrase
     cost estimate, having run only the stages that decide what would be paraphrased)."""
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
-    inputs = input_fingerprints(config, options)
+    databases = sql_databases(config, options)
+    inputs = input_fingerprints(config, options, databases)
     cache_root = Path(options.cache_dir or Path(options.out_dir) / ".cache")
-    specs, components = make_specs(config, options, cache_root, {"inputs": fingerprint(inputs)})
+    specs, components = make_specs(config, options, cache_root, {"inputs": fingerprint(inputs)}, databases)
     versions = {spec.stage.name: spec.stage.version for spec in specs}
     version = fingerprint(config.model_dump(mode="json"), inputs, versions, components.identities())[:12]
     planned = plan_fingerprints(specs, cache_root)

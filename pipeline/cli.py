@@ -82,6 +82,9 @@ def _build_data_options(p: argparse.ArgumentParser) -> None:
                        ("--ood-size", "out-of-domain test rows")):
         p.add_argument(flag, type=COUNT, help=f"{what} to keep, >= 1 (default: the task's {flag[2:].replace('-', '_')})")
     p.add_argument("--probe-size", type=COUNT, default=200, help="probe targets, >= 1 (default %(default)s)")
+    p.add_argument("--db-dir", action="append", default=[], metavar="DIR",
+                   help="SQL tasks: a folder holding <db_id>/<db_id>.sqlite, repeatable (BIRD: its train and its "
+                        "dev database folders); searched in the order given (default: none)")
 
 
 def _build_context_options(p: argparse.ArgumentParser) -> None:
@@ -103,7 +106,8 @@ def _build_context_options(p: argparse.ArgumentParser) -> None:
 def _build_paraphrase_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-paraphrases", type=COUNT, default=5,
                    help="paraphrases asked per source, >= 1 (default %(default)s)")
-    p.add_argument("--paraphraser", help="none | file | align-synth | gemini | openai | hf-local (default: the task's)")
+    p.add_argument("--paraphraser", help="none | file | align-synth | sql-values | gemini | openai | hf-local "
+                                         "(default: the task's; see `pipeline tasks`)")
     p.add_argument("--paraphraser-option", action="append", default=[], metavar="KEY=VALUE",
                    help="backend option, repeatable; values parsed as JSON when they can be "
                         "(default: the task's paraphraser_options)")
@@ -180,10 +184,24 @@ def _option_value(text: str):
         return text
 
 
+def _default_paraphraser(task) -> str:
+    """The task's paraphraser, or its `offline_paraphraser` when the former needs an API key that
+    no variable holds: a task like `bird` then builds offline by default, and with the key set
+    uses the LLM. Said on standard error, since it changes the version."""
+    from stages.paraphrase.base import key_variables
+
+    variables = key_variables(task.paraphraser, task.paraphraser_options)
+    if not task.offline_paraphraser or not variables or any(os.environ.get(v, "").strip() for v in variables):
+        return task.paraphraser
+    print(f"paraphraser: {task.offline_paraphraser} ({' or '.join(variables)} is not set; pass --paraphraser "
+          f"{task.paraphraser} with the key set to use {task.paraphraser})", file=sys.stderr)
+    return task.offline_paraphraser
+
+
 def _paraphraser_settings(args: argparse.Namespace, task) -> tuple[str, dict]:
     options = dict(task.paraphraser_options)
-    paraphraser = args.paraphraser or task.paraphraser
-    if args.paraphraser and args.paraphraser != task.paraphraser:
+    paraphraser = args.paraphraser or _default_paraphraser(task)
+    if paraphraser != task.paraphraser:
         options = {}
     for item in args.paraphraser_option:
         if "=" not in item:
@@ -252,7 +270,7 @@ def cmd_build(args: argparse.Namespace) -> int:
                          exact_embeddings=args.exact_embeddings,
                          progress=sys.stderr.isatty() if args.progress is None else args.progress,
                          train_path=args.train, test_path=args.test, test_ood_path=args.test_ood,
-                         **remote_settings())
+                         db_dirs=args.db_dir, **remote_settings())
     result = build(config, options, dry_run=args.dry_run)
     print(json.dumps(result, indent=2) if args.dry_run else str(result))
     return 0

@@ -22,8 +22,14 @@ from stages.retrieve.stage import Retrieve
 
 
 class Components:
-    def __init__(self, config: BuildConfig, options: RunOptions, cache_root: Path):
+    def __init__(self, config: BuildConfig, options: RunOptions, cache_root: Path,
+                 databases: dict[str, Path] | None = None):
         self.config, self.options, self.cache_root = config, options, cache_root
+        self.sql = None
+        if config.task.kind == "sql":
+            from stages.sql.databases import SqlDatabases
+
+            self.sql = SqlDatabases(databases or {})
 
     def _make_embedder(self, progress: bool):
         from stages.embed.models import make_embedder
@@ -51,7 +57,8 @@ class Components:
         task = self.config.task
         context = BackendContext(task_kind=task.kind, source_lang=task.source_lang, target_lang=task.target_lang,
                                  cache_dir=self.cache_root, device=self.options.device,
-                                 progress=self.options.progress, embed=lambda texts: self.embedder.embed(texts))
+                                 progress=self.options.progress, embed=lambda texts: self.embedder.embed(texts),
+                                 sql=self.sql)
         return make_backend(self.config.paraphraser, self.config.paraphraser_options, context)
 
     @functools.cached_property
@@ -65,25 +72,30 @@ class Components:
         self.backend.check_ready()
 
     def estimate(self, results: dict[str, StageResult]) -> dict[str, Any]:
-        sources = sources_to_paraphrase({name: r.artifacts for name, r in results.items()})
+        sources = sources_to_paraphrase({name: r.artifacts for name, r in results.items()}, self.config.task.kind)
         estimate = getattr(self.backend, "estimate", None)
         figures = estimate(sources, self.config.n_paraphrases) if estimate else {"requests": 0, "cost_usd": 0.0}
         return {"paraphraser": self.config.paraphraser, "sources": len(sources), **figures}
 
 
-def make_specs(config: BuildConfig, options: RunOptions, cache_root: Path, extra: dict[str, str]):
-    """The stages in run order; `extra` fingerprints the input files, which only ingest reads."""
-    parts = Components(config, options, cache_root)
+def make_specs(config: BuildConfig, options: RunOptions, cache_root: Path, extra: dict[str, str],
+               databases: dict[str, Path] | None = None):
+    """The stages in run order; `extra` fingerprints the input files (and an SQL task's databases),
+    which only ingest reads directly: every later stage is keyed on them through ingest."""
+    parts = Components(config, options, cache_root, databases)
+    kind = config.task.kind
+    validator = parts.sql.validator if parts.sql else None
     specs = [
         StageSpec(Ingest(config.task, config.seed, overrides(options), source_access(options, cache_root)),
                   (), extra),
         StageSpec(Plan(config.weights, config.seed), ("ingest",)),
         StageSpec(Retrieve(max(config.m, config.k), config.k, config.task.retrieval_tokens, options.progress,
-                            options.device), ("ingest",)),
+                            options.device, kind), ("ingest",)),
         StageSpec(Paraphrase(lambda: parts.backend, parts.backend_identity, config.n_paraphrases,
-                             parts.embedder_identity, bool(config.paraphraser_options.get("accept_failures"))),
+                             parts.embedder_identity, bool(config.paraphraser_options.get("accept_failures")),
+                             kind, validator),
                   ("ingest", "plan")),
-        StageSpec(Embed(lambda: parts.embedder, parts.embedder_identity), ("ingest", "paraphrase")),
-        StageSpec(Assemble(config), ("ingest", "retrieve", "plan", "paraphrase", "embed")),
+        StageSpec(Embed(lambda: parts.embedder, parts.embedder_identity, kind), ("ingest", "paraphrase")),
+        StageSpec(Assemble(config, parts.sql), ("ingest", "retrieve", "plan", "paraphrase", "embed")),
     ]
     return specs, parts

@@ -35,6 +35,27 @@ def build_sources(config: BuildConfig, options: RunOptions) -> dict[str, SourceS
     return {split: spec for split, spec in found.items() if spec is not None and spec.kind != "none"}
 
 
+def sql_databases(config: BuildConfig, options: RunOptions) -> dict[str, Path]:
+    """An SQL task's databases, db_id -> file, for every db_id its input files name; checked before
+    anything else, since their fingerprints go into the version. A split file that does not exist
+    is left to `preflight` to report."""
+    if config.task.kind != "sql":
+        return {}
+    from stages.ingest.sqlfiles import database_ids
+    from stages.sql.databases import locate_databases
+
+    sources = build_sources(config, options)
+    missing = [flag for split, flag in (("train", "--train"), ("test", "--test")) if split not in sources]
+    if missing:
+        raise UserError(f"task {config.task.name!r} reads local files: pass {' and '.join(f'{m} PATH' for m in missing)} "
+                        "(BIRD's train.json and dev.json, or JSONL/Parquet with question, evidence, SQL, db_id)")
+    ids: set[str] = set()
+    for spec in sources.values():
+        if spec.path and Path(spec.path).is_file():
+            ids |= database_ids(spec)
+    return locate_databases(options.db_dirs, ids)
+
+
 def _attempt(problems: list[str], check: Callable[[], object]) -> object:
     try:
         return check()

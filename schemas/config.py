@@ -111,6 +111,9 @@ class TaskConfig(Strict):
     metric: str = "chrf"
     paraphraser: str = "none"
     paraphraser_options: dict[str, Any] = Field(default_factory=dict)
+    # used instead of `paraphraser` when that one is an API backend whose key is not set (and no
+    # --paraphraser is given), so a task builds offline by default; None: no fallback
+    offline_paraphraser: str | None = None
     embedder: EmbedderSpec = Field(default_factory=EmbedderSpec)
     # BM25 terms: lower-case words, or align-synth's symbol runs (its 8 symbols alone are so
     # common that BM25's idf gives them no weight)
@@ -182,6 +185,9 @@ class RunOptions(Strict):
     train_path: str | None = None
     test_path: str | None = None
     test_ood_path: str | None = None
+    # folders holding `<db_id>/<db_id>.sqlite` (SQL tasks), searched in order; the databases' content
+    # fingerprints, not these paths, key the caches and the version
+    db_dirs: list[str] = Field(default_factory=list)
     hub_endpoint: str = DEFAULT_HUB_ENDPOINT  # HF_ENDPOINT, read by the CLI
     hub_token: str | None = Field(default=None, exclude=True, repr=False)  # never written anywhere
     opus_url: str = DEFAULT_OPUS_URL  # ICTRAIN_OPUS_URL, read by the CLI

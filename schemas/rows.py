@@ -24,11 +24,13 @@ PROBE_KINDS: tuple[str, ...] = ("zero", "random", "one_similar", "shuffled")
 
 
 class Pair(BaseModel):
-    """One cleaned labelled pair of the training pool or of a test set."""
+    """One cleaned labelled pair of the training pool or of a test set. `db_id` names the database
+    an SQL pair is asked against ("" for tasks without databases)."""
 
     id: str
     source: str
     target: str
+    db_id: str = ""
 
 
 class TestPair(Pair):
@@ -44,6 +46,7 @@ class Example(BaseModel):
     origin: Origin
     bm25: float
     cosine: float
+    db_id: str = ""
 
 
 class TrainRow(BaseModel):
@@ -51,6 +54,7 @@ class TrainRow(BaseModel):
     target_id: str
     source: str
     target: str
+    db_id: str = ""  # the database the prompt's schema and the SQL belong to; "" for non-SQL tasks
     regime: str
     context_kind: ContextKind
     examples: list[Example] = Field(default_factory=list)
@@ -74,6 +78,7 @@ PAIR_SCHEMA = pa.schema([
     pa.field("id", pa.string(), nullable=False),
     pa.field("source", pa.string(), nullable=False),
     pa.field("target", pa.string(), nullable=False),
+    pa.field("db_id", pa.string(), nullable=False),
 ])
 
 TEST_PAIR_SCHEMA = PAIR_SCHEMA.append(pa.field("test_set", pa.string(), nullable=False))
@@ -85,6 +90,7 @@ EXAMPLE_TYPE = pa.struct([
     pa.field("origin", pa.string()),
     pa.field("bm25", pa.float32()),
     pa.field("cosine", pa.float32()),
+    pa.field("db_id", pa.string()),
 ])
 
 TRAIN_SCHEMA = pa.schema([
@@ -92,6 +98,7 @@ TRAIN_SCHEMA = pa.schema([
     pa.field("target_id", pa.string()),
     pa.field("source", pa.string()),
     pa.field("target", pa.string()),
+    pa.field("db_id", pa.string()),
     pa.field("regime", pa.string()),
     pa.field("context_kind", pa.string()),
     pa.field("examples", pa.list_(EXAMPLE_TYPE)),
@@ -110,5 +117,9 @@ PARAPHRASE_SCHEMA = pa.schema([
     pa.field("source", pa.string(), nullable=False),
     pa.field("paraphrases", pa.list_(pa.string()), nullable=False),
 ])
+
+# SQL paraphrases change the query's literals, so each one carries its own SQL (`targets`,
+# aligned with `paraphrases`); every other task's paraphrases keep their source's target.
+SQL_PARAPHRASE_SCHEMA = PARAPHRASE_SCHEMA.append(pa.field("targets", pa.list_(pa.string()), nullable=False))
 
 REJECT_FIELDS = ("file", "line", "reason", "detail")

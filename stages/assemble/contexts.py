@@ -31,6 +31,8 @@ class Query:
     paraphrases: list[str] = field(default_factory=list)
     paraphrase_embs: np.ndarray | None = None
     test_set: str = ""  # "id" / "ood" for test inputs, "" for pool targets
+    db_id: str = ""
+    paraphrase_targets: list[str] = field(default_factory=list)  # SQL: each paraphrase's own query
 
 
 @dataclass
@@ -43,16 +45,18 @@ class Context:
     kind: str
     paraphrase: str = ""
     paraphrase_emb: np.ndarray | None = None
+    paraphrase_target: str = ""  # the paraphrase's label: the query's target unless it has its own
     close_position: int = -1
 
 
 class ContextSampler:
     def __init__(self, pool_ids: list[str], pool_sources: list[str], pool_targets: list[str],
                  pool_emb: np.ndarray, groups: np.ndarray, index: BM25Index, k: int,
-                 tokenize: Callable[[list[str]], list[list[str]]]):
+                 tokenize: Callable[[list[str]], list[list[str]]], pool_db_ids: list[str] | None = None):
         self.ids, self.sources, self.targets = pool_ids, pool_sources, pool_targets
         self.emb, self.groups, self.index, self.k = pool_emb, groups, index, k
         self.tokenize = tokenize
+        self.db_ids = pool_db_ids or [""] * len(pool_ids)
 
     def random(self, q: Query, n: int, rng: np.random.Generator, avoid: tuple[int, ...] = ()) -> list[int]:
         chosen: list[int] = []
@@ -90,6 +94,7 @@ class ContextSampler:
             pick = int(rng.integers(len(q.paraphrases)))
             ctx = self._one_close(q, PARAPHRASE_SLOT, "paraphrase", rng)
             ctx.paraphrase, ctx.paraphrase_emb = q.paraphrases[pick], q.paraphrase_embs[pick]
+            ctx.paraphrase_target = q.paraphrase_targets[pick] if q.paraphrase_targets else q.target
             return ctx
         return self._one_close(q, self.near(q, rng), "near", rng)
 
@@ -127,9 +132,11 @@ class ContextSampler:
         out = []
         for s, (slot, origin) in enumerate(zip(ctx.slots, ctx.origins)):
             if slot == PARAPHRASE_SLOT:
-                item = {"id": f"{ctx.query.id}~paraphrase", "source": ctx.paraphrase, "target": ctx.query.target}
+                item = {"id": f"{ctx.query.id}~paraphrase", "source": ctx.paraphrase, "target": ctx.paraphrase_target,
+                        "db_id": ctx.query.db_id}
             else:
-                item = {"id": self.ids[slot], "source": self.sources[slot], "target": self.targets[slot]}
+                item = {"id": self.ids[slot], "source": self.sources[slot], "target": self.targets[slot],
+                        "db_id": self.db_ids[slot]}
             item.update(origin=origin, bm25=float(bm25[s]), cosine=float(cosine[s]))
             out.append(item)
         return out

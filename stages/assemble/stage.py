@@ -18,8 +18,7 @@ from stages.plan import KINDS
 from stages.assemble.prompts import PromptRenderer
 from stages.assemble.shuffle import DERANGED, PARTIAL, UNCHANGED, shuffled_labels
 from stages.retrieve.bm25 import BM25Index
-from stages.retrieve.stage import retrieval_tokenizer, source_groups
-from stages.text import normalize_text
+from stages.retrieve.stage import group_key, retrieval_tokenizer, source_groups
 
 TRAIN_TABLES = {"zero": "train_zero", "random": "train_random", "similar": "train_similar",
                 "contrastive": "train_contrastive"}
@@ -27,20 +26,37 @@ TRAIN_TABLES = {"zero": "train_zero", "random": "train_random", "similar": "trai
 
 class Assemble(Stage):
     name = "assemble"
-    version = "2"  # 2: the probe's shuffled labels are deranged by value; empty-τ warning
+    version = "3"  # 3: rows carry db_id; SQL prompts show the linked schema
 
-    def __init__(self, config: BuildConfig):
+    def __init__(self, config: BuildConfig, sql: Any = None):
         self.config = config
+        self.sql = sql  # SQL tasks: the build's `stages.sql.databases.SqlDatabases`
 
     def params(self) -> dict[str, Any]:
         c = self.config
-        return {"k": c.k, "seed": c.seed, "tau": c.tau, "probe_size": c.probe_size,
-                "prompt": c.task.prompt.model_dump(), "tokens": c.task.retrieval_tokens, "langs": [c.task.source_lang, c.task.target_lang]}
+        params = {"k": c.k, "seed": c.seed, "tau": c.tau, "probe_size": c.probe_size,
+                  "prompt": c.task.prompt.model_dump(), "tokens": c.task.retrieval_tokens,
+                  "langs": [c.task.source_lang, c.task.target_lang]}
+        if c.task.kind == "sql":
+            from stages.sql.linker import LINKER_VERSION
+            from stages.sql.schema import SAMPLE_ROWS, VALUES_PER_COLUMN
+
+            params["sql"] = {"text": "question", "linker": LINKER_VERSION,
+                             "values": {"sample_rows": SAMPLE_ROWS, "per_column": VALUES_PER_COLUMN}}
+        return params
+
+    def _renderer(self) -> PromptRenderer:
+        if self.config.task.kind != "sql":
+            return PromptRenderer(self.config.task)
+        from stages.sql.linker import linked_schema_text
+
+        return PromptRenderer(self.config.task, lambda db_id, source: linked_schema_text(self.sql.schema(db_id), source))
 
     def run(self, inputs: dict[str, Artifacts], stats: StageStats) -> Artifacts:
-        tokenize = retrieval_tokenizer(self.config.task.retrieval_tokens)
-        sampler, pool_q, test_q = _build_queries(inputs, self.config.k, tokenize)
-        render = PromptRenderer(self.config.task)
+        kind = self.config.task.kind
+        tokenize = retrieval_tokenizer(self.config.task.retrieval_tokens, kind)
+        sampler, pool_q, test_q = _build_queries(inputs, self.config.k, tokenize, kind)
+        render = self._renderer()
         seed, out = self.config.seed, Artifacts()
         stats.rows_in = len(pool_q) + len(test_q)
         out["train_zero"] = _table([_row(render, Context(q, [], [], "zero"), None, None, "zero", sampler)
@@ -84,42 +100,52 @@ class Assemble(Stage):
         return _table(rows, TRAIN_SCHEMA)
 
 
-def _build_queries(inputs: dict[str, Artifacts], k: int, tokenize) -> tuple[ContextSampler, list[Query], list[Query]]:
+def _build_queries(inputs: dict[str, Artifacts], k: int, tokenize,
+                   kind: str = "mt") -> tuple[ContextSampler, list[Query], list[Query]]:
     pool, tests = inputs["ingest"]["pool"], inputs["ingest"]["tests"]
     emb, ret = inputs["embed"], inputs["retrieve"]
     pool_sources = pool.column("source").to_pylist()
-    groups, keys = source_groups(pool_sources)
+    groups, keys = source_groups(pool_sources, kind)
     pool_tokens = tokenize(pool_sources)
     sampler = ContextSampler(pool.column("id").to_pylist(), pool_sources, pool.column("target").to_pylist(),
-                             emb["pool_emb"], groups, BM25Index(pool_tokens), k, tokenize)
-    para = inputs["paraphrase"]["paraphrases"]
-    offsets = emb["para_offsets"]
-    lookup = {s: (found, emb["para_emb"][offsets[i]:offsets[i + 1]])
-              for i, (s, found) in enumerate(zip(para.column("source").to_pylist(),
-                                                 para.column("paraphrases").to_pylist()))}
+                             emb["pool_emb"], groups, BM25Index(pool_tokens), k, tokenize,
+                             pool.column("db_id").to_pylist())
+    lookup = _paraphrase_lookup(inputs["paraphrase"]["paraphrases"], emb)
 
-    def query(id_, source, target, tokens, vec, group, cands, test_set="") -> Query:
-        found, vecs = lookup.get(source, ([], None))
-        return Query(id_, source, target, tokens, vec, group, cands, list(found), vecs, test_set)
+    def query(id_, source, target, db_id, tokens, vec, group, cands, test_set="") -> Query:
+        found, vecs, targets = lookup.get(source, ([], None, []))
+        return Query(id_, source, target, tokens, vec, group, cands, list(found), vecs, test_set, db_id, list(targets))
 
-    pool_q = [query(i, s, t, tok, emb["pool_emb"][r], int(groups[r]), ret["pool_idx"][r])
-              for r, (i, s, t, tok) in enumerate(zip(sampler.ids, pool_sources, sampler.targets, pool_tokens))]
+    pool_q = [query(i, s, t, db, tok, emb["pool_emb"][r], int(groups[r]), ret["pool_idx"][r])
+              for r, (i, s, t, db, tok) in enumerate(zip(sampler.ids, pool_sources, sampler.targets, sampler.db_ids,
+                                                         pool_tokens))]
     test_sources = tests.column("source").to_pylist()
-    test_q = [query(i, s, t, tok, emb["test_emb"][r], keys.get(normalize_text(s), -1), ret["test_idx"][r], ts)
-              for r, (i, s, t, tok, ts) in enumerate(zip(tests.column("id").to_pylist(), test_sources,
-                                                         tests.column("target").to_pylist(),
-                                                         tokenize(test_sources),
-                                                         tests.column("test_set").to_pylist()))]
+    test_q = [query(i, s, t, db, tok, emb["test_emb"][r], keys.get(group_key(s, kind), -1), ret["test_idx"][r], ts)
+              for r, (i, s, t, db, tok, ts) in enumerate(zip(tests.column("id").to_pylist(), test_sources,
+                                                             tests.column("target").to_pylist(),
+                                                             tests.column("db_id").to_pylist(),
+                                                             tokenize(test_sources),
+                                                             tests.column("test_set").to_pylist()))]
     return sampler, pool_q, test_q
+
+
+def _paraphrase_lookup(para, emb: Artifacts) -> dict[str, tuple[list[str], Any, list[str]]]:
+    """source -> (paraphrases, their embeddings, their own targets: SQL tasks only, else [])."""
+    offsets = emb["para_offsets"]
+    sources = para.column("source").to_pylist()
+    found = para.column("paraphrases").to_pylist()
+    targets = para.column("targets").to_pylist() if "targets" in para.column_names else [[]] * len(sources)
+    return {s: (f, emb["para_emb"][offsets[i]:offsets[i + 1]], t)
+            for i, (s, f, t) in enumerate(zip(sources, found, targets))}
 
 
 def _row(render: PromptRenderer, ctx: Context, bm25, cosine, regime: str, sampler: ContextSampler) -> dict:
     q = ctx.query
     examples = sampler.examples(ctx, bm25, cosine) if ctx.slots else []
     max_sim = float(np.clip(max((e["cosine"] for e in examples), default=0.0), 0.0, 1.0))
-    return {"id": f"{regime}-{q.id}", "target_id": q.id, "source": q.source, "target": q.target,
+    return {"id": f"{regime}-{q.id}", "target_id": q.id, "source": q.source, "target": q.target, "db_id": q.db_id,
             "regime": regime, "context_kind": ctx.kind, "examples": examples, "max_sim": max_sim,
-            "prompt": render.prompt(examples, q.source), "completion": render.completion(q.target)}
+            "prompt": render.prompt(examples, q.source, q.db_id), "completion": render.completion(q.target)}
 
 
 def _table(rows: list[dict], schema: pa.Schema) -> pa.Table:
@@ -165,7 +191,7 @@ def _probe_table(test_q: list[Query], sampler: ContextSampler, render: PromptRen
         examples, outcome = _shuffled(sim["examples"], similar.close_position, rng)
         outcomes[outcome] += 1
         shuffled = dict(sim, examples=examples)
-        shuffled["prompt"] = render.prompt(shuffled["examples"], q.source)
+        shuffled["prompt"] = render.prompt(shuffled["examples"], q.source, q.db_id)
         for name, row, position in (("zero", zero, -1), ("random", rand, -1), ("one_similar", sim, similar.close_position),
                                     ("shuffled", shuffled, similar.close_position)):
             rows.append(dict(row, id=f"probe-{name}-{q.id}", test_set="id", probe=name, paraphrase_position=position))

@@ -11,23 +11,26 @@ from typing import Any, Callable
 import numpy as np
 
 from stages.base import Artifacts, Stage, StageStats
+from stages.text import retrieval_view
 
 
 class Embed(Stage):
     name = "embed"
     version = "1"
 
-    def __init__(self, embedder_factory: Callable[[], Any], identity: dict[str, Any]):
-        self.embedder_factory, self.identity = embedder_factory, identity
+    def __init__(self, embedder_factory: Callable[[], Any], identity: dict[str, Any], task_kind: str = "mt"):
+        self.embedder_factory, self.identity, self.task_kind = embedder_factory, identity, task_kind
 
     def params(self) -> dict[str, Any]:
-        return {"embedder": self.identity}
+        # SQL tasks embed the question alone (`retrieval_view`); others the whole source
+        return {"embedder": self.identity, **({"text": "question"} if self.task_kind == "sql" else {})}
 
     def run(self, inputs: dict[str, Artifacts], stats: StageStats) -> Artifacts:
-        pool = inputs["ingest"]["pool"].column("source").to_pylist()
-        tests = inputs["ingest"]["tests"].column("source").to_pylist()
+        view = retrieval_view(self.task_kind)
+        pool = [view(s) for s in inputs["ingest"]["pool"].column("source").to_pylist()]
+        tests = [view(s) for s in inputs["ingest"]["tests"].column("source").to_pylist()]
         lists = inputs["paraphrase"]["paraphrases"].column("paraphrases").to_pylist()
-        flat = [p for found in lists for p in found]
+        flat = [view(p) for found in lists for p in found]
         offsets = np.zeros(len(lists) + 1, dtype=np.int64)
         np.cumsum([len(found) for found in lists], out=offsets[1:])
         embedder = self.embedder_factory()

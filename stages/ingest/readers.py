@@ -22,9 +22,10 @@ SUFFIXES = {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", "
 @dataclass
 class RawRow:
     file: str
-    line: int  # 1-based line of the row in the file (header = line 1); row number for Parquet/Hub
+    line: int  # 1-based line of the row in the file (header = line 1); row number for Parquet/Hub/JSON arrays
     source: object
     target: object
+    db_id: object = ""  # SQL tasks: the database the pair is asked against
 
 
 def file_fingerprint(path: Path) -> str:
@@ -80,6 +81,27 @@ def _read_delimited(path: Path, delimiter: str, source_column: str, target_colum
 
 
 def _read_jsonl(path: Path, source_column: str, target_column: str) -> Iterator[RawRow]:
+    for number, record in read_records(path):
+        if isinstance(record, Invalid):
+            yield RawRow(path.name, number, record, None)
+            continue
+        if number == 1 and source_column not in record and target_column not in record:
+            raise _missing_columns(path, sorted(record), (source_column, target_column))
+        yield RawRow(path.name, number, record.get(source_column), record.get(target_column))
+
+
+def read_records(path: Path) -> Iterator[tuple[int, dict | Invalid]]:
+    """(line number, record) of a JSON Lines file, or (item number, record) of a file holding one
+    JSON array (BIRD ships `train.json`/`dev.json` that way); a line or item that is not a JSON
+    object comes back as `Invalid`."""
+    if path.suffix.lower() == ".json" and _starts_with(path, b"["):
+        try:
+            items = json.loads(path.read_bytes().decode("utf-8", errors="surrogateescape"))
+        except ValueError as exc:
+            raise UserError(f"{path}: not valid JSON ({exc}); fix the file or give JSON Lines") from None
+        for number, record in enumerate(items, start=1):
+            yield number, record if isinstance(record, dict) else Invalid("not a JSON object")
+        return
     with open(path, "rb") as handle:
         for line_no, raw in enumerate(handle, start=1):
             text = raw.decode("utf-8", errors="surrogateescape").strip()
@@ -88,14 +110,15 @@ def _read_jsonl(path: Path, source_column: str, target_column: str) -> Iterator[
             try:
                 record = json.loads(text)
             except ValueError:
-                yield RawRow(path.name, line_no, Invalid("not valid JSON"), None)
+                yield line_no, Invalid("not valid JSON")
                 continue
-            if not isinstance(record, dict):
-                yield RawRow(path.name, line_no, Invalid("not a JSON object"), None)
-                continue
-            if line_no == 1 and source_column not in record and target_column not in record:
-                raise _missing_columns(path, sorted(record), (source_column, target_column))
-            yield RawRow(path.name, line_no, record.get(source_column), record.get(target_column))
+            yield line_no, record if isinstance(record, dict) else Invalid("not a JSON object")
+
+
+def _starts_with(path: Path, prefix: bytes) -> bool:
+    with open(path, "rb") as handle:
+        head = handle.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+    return head.startswith(prefix)
 
 
 def _read_parquet(path: Path, source_column: str, target_column: str) -> Iterator[RawRow]:

@@ -19,7 +19,7 @@ from stages.base import Artifacts, Stage, StageStats
 from stages.ingest.access import SourceAccess
 from stages.ingest.readers import Invalid, RawRow
 from stages.ingest.sources import label, source_rows, split_source
-from stages.text import clean_text, normalize_text
+from stages.text import clean_text, normalize_text, retrieval_view
 
 SPLITS = ("train", "test", "test_ood")
 REJECT_SCHEMA = pa.schema([("file", pa.string()), ("line", pa.int64()), ("reason", pa.string()),
@@ -28,7 +28,7 @@ REJECT_SCHEMA = pa.schema([("file", pa.string()), ("line", pa.int64()), ("reason
 
 class Ingest(Stage):
     name = "ingest"
-    version = "3"
+    version = "4"  # 4: pairs carry db_id; SQL tasks read BIRD's fields
 
     def __init__(self, task: TaskConfig, seed: int, overrides: dict[str, str | None],
                  access: SourceAccess | None = None):
@@ -44,14 +44,16 @@ class Ingest(Stage):
         self.read_counts: dict[str, dict] = {}
         raw = self._raw_rows()
         rejects: list[dict] = []
-        cleaned = {split: _clean(rows, rejects, stats) for split, rows in raw.items()}
+        sql = self.task.kind == "sql"
+        cleaned = {split: _clean(rows, rejects, stats, sql) for split, rows in raw.items()}
         limits = {"train": self.task.pool_size, "test": self.task.test_size, "test_ood": self.task.ood_size}
         rng = np.random.default_rng([self.seed, 11])
         for split in SPLITS:
             if split in cleaned:
                 cleaned[split] = _subsample(cleaned[split], limits[split], rng)
-        test_keys = {normalize_text(s) for split in ("test", "test_ood") for s, _ in cleaned.get(split, [])}
-        pool = [(s, t) for s, t in cleaned["train"] if normalize_text(s) not in test_keys]
+        view = retrieval_view(self.task.kind)
+        test_keys = {normalize_text(view(row[0])) for split in ("test", "test_ood") for row in cleaned.get(split, [])}
+        pool = [row for row in cleaned["train"] if normalize_text(view(row[0])) not in test_keys]
         stats.drop("pool row also in a test set", len(cleaned["train"]) - len(pool))
         stats.counters["test_overlap_removed"] = len(cleaned["train"]) - len(pool)
         if not pool:
@@ -66,13 +68,13 @@ class Ingest(Stage):
                                "test_ood": len(cleaned.get("test_ood", []))})
         if self.read_counts:
             stats.counters["inputs"] = self.read_counts
-        tests = [(f"{split}-{i:06d}", s, t, "id" if split == "test" else "ood")
-                 for split in ("test", "test_ood") for i, (s, t) in enumerate(cleaned.get(split, []))]
+        tests = [(f"{split}-{i:06d}", s, t, db, "id" if split == "test" else "ood")
+                 for split in ("test", "test_ood") for i, (s, t, db) in enumerate(cleaned.get(split, []))]
         return Artifacts(
-            pool=pa.Table.from_pylist([{"id": f"train-{i:06d}", "source": s, "target": t}
-                                       for i, (s, t) in enumerate(pool)], schema=PAIR_SCHEMA),
-            tests=pa.Table.from_pylist([dict(zip(("id", "source", "target", "test_set"), row)) for row in tests],
-                                       schema=TEST_PAIR_SCHEMA),
+            pool=pa.Table.from_pylist([{"id": f"train-{i:06d}", "source": s, "target": t, "db_id": db}
+                                       for i, (s, t, db) in enumerate(pool)], schema=PAIR_SCHEMA),
+            tests=pa.Table.from_pylist([dict(zip(("id", "source", "target", "db_id", "test_set"), row))
+                                        for row in tests], schema=TEST_PAIR_SCHEMA),
             rejects=pa.Table.from_pylist(rejects, schema=REJECT_SCHEMA))
 
     def _describe(self, split: str) -> str:
@@ -96,33 +98,45 @@ class Ingest(Stage):
                 continue
             if spec.kind != "file" and self.access is None:
                 raise UserError(f"the {split} source {label(spec)} needs network access settings")
-            out[split] = list(source_rows(spec, self.access))
+            if self.task.kind == "sql":
+                from stages.ingest.sqlfiles import sql_rows
+
+                out[split] = list(sql_rows(spec))
+            else:
+                out[split] = list(source_rows(spec, self.access))
             self.read_counts[split] = {"source": label(spec), "rows_read": len(out[split])}
         if "train" not in out:
             raise UserError(f"task {self.task.name!r} declares no training source; pass --train PATH")
         return out
 
 
-def _clean(rows: Iterable[RawRow], rejects: list[dict], stats: StageStats) -> list[tuple[str, str]]:
-    seen: set[tuple[str, str]] = set()
-    kept: list[tuple[str, str]] = []
+def _clean(rows: Iterable[RawRow], rejects: list[dict], stats: StageStats,
+           sql: bool = False) -> list[tuple[str, str, str]]:
+    """(source, target, db_id) of the usable rows. An SQL source was cleaned part by part when it
+    was rendered (its line break is meaningful) and an SQL query is only trimmed: folding white
+    space inside a string literal would change what the query matches."""
+    seen: set[tuple[str, str, str]] = set()
+    kept: list[tuple[str, str, str]] = []
     for row in rows:
         stats.rows_in += 1
-        reason, detail = _problem(row)
+        reason, detail = _problem(row, sql)
         if reason:
             rejects.append({"file": row.file, "line": row.line, "reason": reason, "detail": detail})
             stats.drop(reason)
             continue
-        pair = (clean_text(str(row.source)), clean_text(str(row.target)))
-        if pair in seen:
+        if sql:
+            item = (str(row.source), str(row.target).strip(), str(row.db_id))
+        else:
+            item = (clean_text(str(row.source)), clean_text(str(row.target)), "")
+        if item in seen:
             stats.drop("exact duplicate")
             continue
-        seen.add(pair)
-        kept.append(pair)
+        seen.add(item)
+        kept.append(item)
     return kept
 
 
-def _problem(row: RawRow) -> tuple[str | None, str]:
+def _problem(row: RawRow, sql: bool = False) -> tuple[str | None, str]:
     if isinstance(row.source, Invalid):
         return "unparsable row", str(row.source)
     for side, value in (("source", row.source), ("target", row.target)):
@@ -133,10 +147,12 @@ def _problem(row: RawRow) -> tuple[str | None, str]:
             return "undecodable bytes", f"{side} is not valid UTF-8"
         if not clean_text(text):
             return f"empty {side}", ""
+    if sql and not row.db_id:
+        return "missing db_id", ""
     return None, ""
 
 
-def _subsample(pairs: list[tuple[str, str]], limit: int, rng: np.random.Generator) -> list[tuple[str, str]]:
+def _subsample(pairs: list[tuple], limit: int, rng: np.random.Generator) -> list[tuple]:
     """A seeded sample that keeps file order, so the pool reads like its source."""
     if len(pairs) <= limit:
         return pairs

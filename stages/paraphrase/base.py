@@ -22,13 +22,14 @@ class BackendContext:
     """What the build hands a backend; backends read nothing else from the environment except
     their API key variables, read once in `check_ready`."""
 
-    task_kind: str  # "mt" | "synthetic" | "sql"
+    task_kind: str  # "mt" | "synthetic" | "sql" | "semparse"
     source_lang: str | None
     target_lang: str | None
     cache_dir: Path
     device: str = "cpu"
     progress: bool = True
     embed: EmbedFn | None = None
+    sql: Any = None  # SQL tasks: the build's `stages.sql.databases.SqlDatabases` (paths, schemas, validator)
 
 
 @dataclass
@@ -71,6 +72,18 @@ def backend_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def key_variables(name: str, options: dict[str, Any]) -> tuple[str, ...]:
+    """The environment variables one of which must hold an API key for backend `name` run with
+    `options`; () when it needs no key (offline backends, a self-hosted `base_url`). The caller
+    reads the environment: backends read their key only in `check_ready`."""
+    _load_builtin_backends()
+    cls = _REGISTRY.get(name)
+    variables = tuple(getattr(cls, "key_vars", ()) or ())
+    if not variables or (options.get("base_url") and getattr(cls, "key_optional_with_base_url", False)):
+        return ()
+    return (str(options["api_key_env"]),) if options.get("api_key_env") else variables
+
+
 def make_backend(name: str, options: dict[str, Any], context: BackendContext) -> ParaphraseBackend:
     from schemas.errors import UserError
 
@@ -82,7 +95,7 @@ def make_backend(name: str, options: dict[str, Any], context: BackendContext) ->
 
 def _load_builtin_backends() -> None:
     """Import the modules that register backends; LLM ones only register if their SDK imports."""
-    from stages.paraphrase import offline  # noqa: F401
+    from stages.paraphrase import offline, sqlvalues  # noqa: F401
 
     try:
         from stages.paraphrase import llm  # noqa: F401

@@ -19,7 +19,11 @@ from stages.plan import KINDS
 from stages.text import normalize_text
 
 
-def sources_to_paraphrase(inputs: dict[str, Artifacts]) -> list[str]:
+def sources_to_paraphrase(inputs: dict[str, Artifacts], task_kind: str = "mt") -> list[str]:
+    if task_kind == "sql":
+        from stages.paraphrase.sql import sql_items
+
+        return sql_items(inputs)
     pool_sources = inputs["ingest"]["pool"].column("source").to_pylist()
     kinds = inputs["plan"]["kinds"]
     wanted = [pool_sources[i] for i in np.flatnonzero(kinds == KINDS.index("paraphrase"))]
@@ -32,16 +36,21 @@ class Paraphrase(Stage):
     version = "1"
 
     def __init__(self, backend_factory: Callable[[], ParaphraseBackend], identity: dict[str, Any], n: int,
-                 embedder_identity: dict[str, Any], accept_failures: bool = False):
+                 embedder_identity: dict[str, Any], accept_failures: bool = False, task_kind: str = "mt",
+                 sql_validator: Any = None):
         self.backend_factory, self.identity, self.n = backend_factory, identity, n
         self.embedder_identity, self.accept_failures = embedder_identity, accept_failures
+        self.task_kind, self.sql_validator = task_kind, sql_validator
 
     def params(self) -> dict[str, Any]:
         # the embedder decides the cosine-band quality filter, so it keys this stage too
-        return {"backend": self.identity, "n": self.n, "embedder": self.embedder_identity}
+        params = {"backend": self.identity, "n": self.n, "embedder": self.embedder_identity}
+        if self.task_kind == "sql":
+            params["sql_validation"] = self.sql_validator.identity()
+        return params
 
     def run(self, inputs: dict[str, Artifacts], stats: StageStats) -> Artifacts:
-        sources = sources_to_paraphrase(inputs)
+        sources = sources_to_paraphrase(inputs, self.task_kind)
         backend = self.backend_factory()
         backend.check_ready()
         output = backend.paraphrase(sources, self.n)
@@ -54,18 +63,28 @@ class Paraphrase(Stage):
             raise UserError(f"{retryable} of {len(sources)} sources failed for transient reasons (rate limits, "
                             f"server errors, short answers); everything else is cached: rerun to retry them, or "
                             f"pass --paraphraser-option accept_failures=true to build without them")
+        for reason, count in {**output.dropped, **{f"failed: {k}": v for k, v in output.failures.items()}}.items():
+            stats.drop(reason, count)
+        stats.rows_in = len(sources)
+        stats.counters.update({k: v for k, v in output.counters.items() if k != "budget_exhausted"})
+        if self.task_kind == "sql":
+            from stages.paraphrase.sql import validated_table
+
+            table = validated_table(sources, output.paraphrases, self.sql_validator, stats)
+        else:
+            table = self._kept_table(sources, output.paraphrases, stats)
+        stats.rows_out = sum(1 for found in table.column("paraphrases").to_pylist() if found)
+        stats.counters["sources_without_paraphrase"] = len(sources) - stats.rows_out
+        return Artifacts(paraphrases=table)
+
+    @staticmethod
+    def _kept_table(sources: list[str], paraphrases: list[list[str]], stats: StageStats) -> pa.Table:
+        """Paraphrases that keep their source's label: distinct, and not the source again."""
         kept: list[list[str]] = []
-        for source, found in zip(sources, output.paraphrases):
+        for source, found in zip(sources, paraphrases):
             key = normalize_text(source)
             unique = list(dict.fromkeys(p for p in found if p.strip()))
             same = [p for p in unique if normalize_text(p) == key]
             stats.drop("identical to source", len(same))
             kept.append([p for p in unique if normalize_text(p) != key])
-        for reason, count in {**output.dropped, **{f"failed: {k}": v for k, v in output.failures.items()}}.items():
-            stats.drop(reason, count)
-        stats.rows_in = len(sources)
-        stats.rows_out = sum(1 for p in kept if p)
-        stats.counters.update({k: v for k, v in output.counters.items() if k != "budget_exhausted"})
-        stats.counters["sources_without_paraphrase"] = len(sources) - stats.rows_out
-        return Artifacts(paraphrases=pa.Table.from_pydict({"source": sources, "paraphrases": kept},
-                                                          schema=PARAPHRASE_SCHEMA))
+        return pa.Table.from_pydict({"source": sources, "paraphrases": kept}, schema=PARAPHRASE_SCHEMA)

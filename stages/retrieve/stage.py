@@ -14,22 +14,31 @@ from schemas.errors import UserError
 from stages.base import Artifacts, Stage, StageStats
 from stages.retrieve.bm25 import BM25Index, tokenize_many
 from stages.embed.symbols import symbol_run_features
-from stages.text import normalize_text
+from stages.text import normalize_text, retrieval_view
 
 
-def retrieval_tokenizer(kind: str) -> Callable[[list[str]], list[list[str]]]:
-    """BM25 terms for a task: `words` (the documented tokenizer) or align-synth's symbol runs."""
+def retrieval_tokenizer(kind: str, task_kind: str = "mt") -> Callable[[list[str]], list[list[str]]]:
+    """BM25 terms for a task: `words` (the documented tokenizer) or align-synth's symbol runs, of
+    the text `retrieval_view` keeps (an SQL task's question, any other task's source)."""
+    view = retrieval_view(task_kind)
     if kind == "symbol-runs":
-        return lambda texts: [[f.replace(" ", "") for f in symbol_run_features(t)] for t in texts]
-    return tokenize_many
+        return lambda texts: [[f.replace(" ", "") for f in symbol_run_features(view(t))] for t in texts]
+    return lambda texts: tokenize_many([view(t) for t in texts])
 
 
-def source_groups(sources: list[str]) -> tuple[np.ndarray, dict[str, int]]:
-    """Group id per row: rows whose normalised sources are equal share a group."""
+def source_groups(sources: list[str], task_kind: str = "mt") -> tuple[np.ndarray, dict[str, int]]:
+    """Group id per row: rows whose normalised sources (an SQL task: questions) are equal share a
+    group; the keys are those normalised texts."""
+    view = retrieval_view(task_kind)
     keys: dict[str, int] = {}
-    groups = np.fromiter((keys.setdefault(normalize_text(s), len(keys)) for s in sources),
+    groups = np.fromiter((keys.setdefault(normalize_text(view(s)), len(keys)) for s in sources),
                          dtype=np.int64, count=len(sources))
     return groups, keys
+
+
+def group_key(source: str, task_kind: str = "mt") -> str:
+    """The key `source_groups` files a source under."""
+    return normalize_text(retrieval_view(task_kind)(source))
 
 
 def same_source_exclusions(groups: np.ndarray) -> dict[int, set[int]]:
@@ -47,17 +56,20 @@ class Retrieve(Stage):
     name = "retrieve"
     version = "1"
 
-    def __init__(self, candidates: int, k: int, tokens: str = "words", progress: bool = True, device: str = "cpu"):
+    def __init__(self, candidates: int, k: int, tokens: str = "words", progress: bool = True, device: str = "cpu",
+                 task_kind: str = "mt"):
         self.candidates, self.k, self.tokens, self.progress = candidates, k, tokens, progress
         self.device = device  # exact either way, so not part of the fingerprint
+        self.task_kind = task_kind
 
     def params(self) -> dict[str, Any]:
-        return {"candidates": self.candidates, "tokens": self.tokens, "k1": 1.5, "b": 0.75, "epsilon": 0.25}
+        text = {"text": "question"} if self.task_kind == "sql" else {}
+        return {"candidates": self.candidates, "tokens": self.tokens, "k1": 1.5, "b": 0.75, "epsilon": 0.25, **text}
 
     def check(self, inputs: dict[str, Artifacts]) -> None:
         """k is not in `params` (the candidates do not depend on it), so a cached retrieval made
         for a smaller k must not let a k the pool cannot serve through to assemble."""
-        distinct = len(source_groups(inputs["ingest"]["pool"].column("source").to_pylist())[1])
+        distinct = len(source_groups(inputs["ingest"]["pool"].column("source").to_pylist(), self.task_kind)[1])
         if distinct <= self.k:
             raise UserError(f"k={self.k} is larger than the pool allows: only {distinct} distinct sources, "
                             f"and a context needs k examples other than the target; lower --k or add data")
@@ -66,8 +78,8 @@ class Retrieve(Stage):
         pool = inputs["ingest"]["pool"]
         tests = inputs["ingest"]["tests"]
         pool_sources = pool.column("source").to_pylist()
-        tokenize = retrieval_tokenizer(self.tokens)
-        groups, keys = source_groups(pool_sources)
+        tokenize = retrieval_tokenizer(self.tokens, self.task_kind)
+        groups, keys = source_groups(pool_sources, self.task_kind)
         index = BM25Index(tokenize(pool_sources))
         shared = same_source_exclusions(groups)
         exclude_pool = [shared.get(int(g), {i}) for i, g in enumerate(groups)]
@@ -77,7 +89,7 @@ class Retrieve(Stage):
         first_row = np.empty(len(keys), dtype=np.int64)
         first_row[groups[::-1]] = np.arange(len(groups))[::-1]
         exclude_test = [shared.get(keys[key], {int(first_row[keys[key]])}) if key in keys else set()
-                        for key in map(normalize_text, test_sources)]
+                        for key in (group_key(s, self.task_kind) for s in test_sources)]
         test_idx, test_scores = index.topk(tokenize(test_sources), self.candidates,
                                            exclude=exclude_test, progress=self.progress, device=self.device)
         stats.rows_in = len(pool_sources) + len(test_sources)
