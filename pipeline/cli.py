@@ -23,6 +23,7 @@ from typing import Callable
 from pydantic import ValidationError
 
 from schemas.errors import UserError
+from pipeline.paraphraser_settings import paraphraser_settings
 from pipeline.tasks import DEFAULT_TASK, load_task
 from schemas.config import DEFAULT_HUB_ENDPOINT, DEFAULT_OPUS_URL, BuildConfig, ContextWeights, RunOptions
 
@@ -177,44 +178,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return make_parser().parse_args(argv)
 
 
-def _option_value(text: str):
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
-def _default_paraphraser(task) -> str:
-    """The task's paraphraser, or its `offline_paraphraser` when the former needs an API key that
-    no variable holds: a task like `bird` then builds offline by default, and with the key set
-    uses the LLM. Said on standard error, since it changes the version."""
-    from stages.paraphrase.base import key_variables
-
-    variables = key_variables(task.paraphraser, task.paraphraser_options)
-    if not task.offline_paraphraser or not variables or any(os.environ.get(v, "").strip() for v in variables):
-        return task.paraphraser
-    print(f"paraphraser: {task.offline_paraphraser} ({' or '.join(variables)} is not set; pass --paraphraser "
-          f"{task.paraphraser} with the key set to use {task.paraphraser})", file=sys.stderr)
-    return task.offline_paraphraser
-
-
-def _paraphraser_settings(args: argparse.Namespace, task) -> tuple[str, dict]:
-    options = dict(task.paraphraser_options)
-    paraphraser = args.paraphraser or _default_paraphraser(task)
-    if paraphraser != task.paraphraser:
-        options = {}
-    for item in args.paraphraser_option:
-        if "=" not in item:
-            raise UserError(f"--paraphraser-option {item!r}: expected KEY=VALUE")
-        key, value = item.split("=", 1)
-        options[key.strip()] = _option_value(value)
-    if args.base_url:
-        options["base_url"] = args.base_url
-    if args.max_cost is not None:
-        options["max_cost"] = args.max_cost
-    return paraphraser, options
-
-
 def _weights(args: argparse.Namespace) -> ContextWeights:
     weights = ContextWeights.from_p_eps(0.2 if args.p is None else args.p, 0.1 if args.eps is None else args.eps) \
         if (args.p is not None or args.eps is not None) else ContextWeights()
@@ -232,7 +195,8 @@ def resolve_config(args: argparse.Namespace) -> BuildConfig:
     if args.embedder_model:
         updates["embedder"] = task.embedder.model_copy(update={"model": args.embedder_model})
     task = task.model_copy(update=updates)
-    paraphraser, options = _paraphraser_settings(args, task)
+    paraphraser, options = paraphraser_settings(args, task, os.environ,
+                                                lambda line: print(line, file=sys.stderr))
     try:
         return BuildConfig(task=task, seed=args.seed, k=args.k, m=args.m, weights=_weights(args), tau=args.tau,
                            probe_size=args.probe_size, n_paraphrases=args.n_paraphrases,
