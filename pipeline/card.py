@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from stages.base import fingerprint
+
 BINS = (("Low", 0.0, 0.33), ("Medium", 0.33, 0.67), ("High", 0.67, 1.0001))
 
 
@@ -28,7 +30,8 @@ def _overridden(manifest: dict[str, Any]) -> list[str]:
     out = []
     for split, used in manifest.get("inputs", {}).items():
         declared = task.get(split) or {}
-        if "file" in used and Path(declared.get("path") or "").name != used["file"]:
+        names_one = any(declared.get(kind) for kind in ("path", "hub", "opus"))  # bird declares local files only
+        if "file" in used and names_one and Path(declared.get("path") or "").name != used["file"]:
             out.append(split)
     return out
 
@@ -38,6 +41,13 @@ def inputs_section(manifest: dict[str, Any]) -> list[str]:
     read = manifest["stages"].get("ingest", {}).get("counters", {}).get("inputs", {})
     lines = ["## Inputs", "", "| split | source | identity | rows read |", "|---|---|---|---|"]
     for split, used in manifest.get("inputs", {}).items():
+        if not used:  # a split the task does not have (bird: no out-of-domain test)
+            continue
+        if split == "databases":  # an SQL task's databases: db_id -> content fingerprint
+            digest = fingerprint(used)[:16]
+            lines.append(f"| databases | {len(used)} SQLite databases ({', '.join(sorted(used)[:5])}"
+                         f"{', ...' if len(used) > 5 else ''}) | fingerprints {digest} (manifest: inputs) | - |")
+            continue
         if "file" in used:
             source, identity = used["file"], f"sha256 {str(used.get('sha256'))[:16]}"
         elif "hub" in used:

@@ -97,8 +97,11 @@ def test_databases_are_fingerprinted_without_their_paths(bird_build, tmp_path):
     inputs = json.loads(manifest_text)["inputs"]
     assert set(inputs["databases"]) == {"district_a", "district_b"}
     assert all(fp["schema_sha256"] and fp["content_sha256"] for fp in inputs["databases"].values())
-    for published in (manifest_text, (version / "README.md").read_text()):
+    card = (version / "README.md").read_text()
+    for published in (manifest_text, card):
         assert str(files["train_dbs"].parent.parent) not in published
+    assert "| databases | 2 SQLite databases (district_a, district_b) | fingerprints " in card
+    assert card.split("\n")[2].startswith("Text-to-SQL on BIRD")  # local files are bird's declared inputs
     moved = {**files, "train_dbs": tmp_path / "a", "dev_dbs": tmp_path / "b"}
     shutil.copytree(files["train_dbs"], moved["train_dbs"])
     shutil.copytree(files["dev_dbs"], moved["dev_dbs"])

@@ -23,6 +23,7 @@ evidence often names the columns outright, which is why it is matched along with
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -47,9 +48,11 @@ def _singular(word: str) -> str:
     return word
 
 
-def words(text: str) -> set[str]:
-    """Lower-case singular words; camelCase and snake_case names split into their parts."""
-    return {_singular(w.lower()) for w in _WORDS.findall(text)}
+@functools.lru_cache(maxsize=65536)
+def words(text: str) -> frozenset[str]:
+    """Lower-case singular words; camelCase and snake_case names split into their parts (cached:
+    every question meets every table and column name of its database)."""
+    return frozenset(_singular(w.lower()) for w in _WORDS.findall(text))
 
 
 @dataclass
