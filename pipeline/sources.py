@@ -14,6 +14,7 @@ from pipeline.preflight import SPLITS, source_access
 from pipeline.tasks import load_task
 from schemas.config import RunOptions, SourceSpec, TaskConfig
 from schemas.errors import UserError
+from stages.base import writing
 from stages.ingest.sources import check_source, label, source_rows
 
 
@@ -47,9 +48,11 @@ def _probe(split: str, spec: SourceSpec, options: RunOptions, cache_root: Path, 
     try:
         found = check_source(spec, split, access, require_pin=True)
         if download:
-            rows = sum(1 for _ in source_rows(spec, access))
+            with writing(cache_root):
+                rows = sum(1 for _ in source_rows(spec, access))
             return _row(split, spec, "ok", f"downloaded, {rows} rows")
         cached = " (in the cache)" if found.get("cached") else ""
+        cached += f", sha256 {found['sha256']}" if found.get("sha256") else ""
         return _row(split, spec, "ok", f"{found.get('files', 0)} file(s), {_human(found.get('bytes'))}{cached}")
     except UserError as err:
         return _row(split, spec, "FAIL", str(err))
