@@ -48,3 +48,64 @@ def make_database(db_dir: Path, db_id: str = DB_ID, seed: int = 0) -> Path:
     finally:
         connection.close()
     return path
+
+
+# --- a hand-made text-to-SQL version folder, scored by execution accuracy ---------------------
+
+QUESTIONS = (
+    ("How many customers live in {city}?", "SELECT count(*) FROM customers WHERE city = '{city}'"),
+    ("Which products are in the {category} category?",
+     "SELECT name FROM products WHERE category = '{category}'"),
+    ("How many items did customer {n} order?",
+     "SELECT sum(quantity) FROM orders WHERE customer_id = {n}"),
+)
+EVAL_CONTEXTS = ("random", "topk", "one_near", "paraphrase")
+SIMILARITIES = {"random": 0.1, "topk": 0.5, "one_near": 0.7, "paraphrase": 0.9}
+
+
+def sql_items(db_ids: tuple[str, ...] = (DB_ID, "market")) -> list[dict]:
+    """Two questions of each template per database: id, question, gold SQL and db_id."""
+    items = []
+    for db_index, db_id in enumerate(db_ids):
+        for template_index, (question, sql) in enumerate(QUESTIONS):
+            for repeat in range(2):
+                n = 1 + db_index + 2 * template_index + repeat
+                values = {"city": CITIES[n % len(CITIES)], "category": CATEGORIES[n % len(CATEGORIES)],
+                          "n": n}
+                items.append({"id": f"{db_id}-{template_index}-{repeat}", "db_id": db_id,
+                              "source": question.format(**values), "target": sql.format(**values)})
+    return items
+
+
+def _eval_row(item: dict, context: str) -> dict:
+    return {"id": f"{item['id']}-{context}", "target_id": item["id"], "source": item["source"],
+            "target": item["target"], "regime": "eval", "context_kind": context, "examples": [],
+            "max_sim": SIMILARITIES[context], "prompt": f"Question: {item['source']}\nSQL:",
+            "completion": " " + item["target"], "test_set": "id", "eval_context": context,
+            "db_id": item["db_id"]}
+
+
+def write_sql_version(root: Path, db_dir: Path) -> Path:
+    """`root/sql-tiny/v0000sql` with an eval split over two databases written into `db_dir`
+    (`shop` and `market`, built by `make_database` with different seeds), and its manifest."""
+    import json
+
+    import pyarrow as pa
+    from datasets import Dataset
+
+    from schemas.rows import EVAL_SCHEMA
+
+    items = sql_items()
+    for seed, db_id in enumerate(sorted({item["db_id"] for item in items}, reverse=True)):
+        make_database(db_dir, db_id, seed=seed)
+    schema = EVAL_SCHEMA if "db_id" in EVAL_SCHEMA.names else EVAL_SCHEMA.append(
+        pa.field("db_id", pa.string()))
+    rows = [_eval_row(item, context) for item in items for context in EVAL_CONTEXTS]
+    folder = root / "sql-tiny" / "v0000sql"
+    Dataset(pa.Table.from_pylist(rows, schema=schema)).save_to_disk(str(folder / "eval"))
+    manifest = {"task": "sql-tiny", "version": "v0000sql", "package_version": "test",
+                "config": {"task": {"name": "sql-tiny", "kind": "sql",
+                                    "metric": "execution_accuracy"}},
+                "inputs": {}, "created": "2025-01-01T00:00:00Z", "stages": {}}
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    return folder
