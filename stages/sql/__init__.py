@@ -1,0 +1,1 @@
+"""SQL helpers shared by the text-to-SQL task: running model-written SQL safely on SQLite."""
