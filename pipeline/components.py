@@ -16,7 +16,7 @@ from stages.base import StageResult, StageSpec
 from stages.embed.stage import Embed
 from stages.ingest.stage import Ingest
 from stages.paraphrase.base import BackendContext, ParaphraseBackend, make_backend
-from stages.paraphrase.stage import Paraphrase, sources_to_paraphrase
+from stages.paraphrase.stage import Paraphrase, backend_requests, sources_to_paraphrase
 from stages.plan import Plan
 from stages.retrieve.stage import Retrieve
 
@@ -65,7 +65,8 @@ class Components:
         self.backend.check_ready()
 
     def estimate(self, results: dict[str, StageResult]) -> dict[str, Any]:
-        sources = sources_to_paraphrase({name: r.artifacts for name, r in results.items()})
+        artifacts = {name: r.artifacts for name, r in results.items()}
+        sources = backend_requests(artifacts, sources_to_paraphrase(artifacts), self.config.task.kind)
         estimate = getattr(self.backend, "estimate", None)
         figures = estimate(sources, self.config.n_paraphrases) if estimate else {"requests": 0, "cost_usd": 0.0}
         return {"paraphraser": self.config.paraphraser, "sources": len(sources), **figures}
@@ -81,7 +82,8 @@ def make_specs(config: BuildConfig, options: RunOptions, cache_root: Path, extra
         StageSpec(Retrieve(max(config.m, config.k), config.k, config.task.retrieval_tokens, options.progress,
                             options.device), ("ingest",)),
         StageSpec(Paraphrase(lambda: parts.backend, parts.backend_identity, config.n_paraphrases,
-                             parts.embedder_identity, bool(config.paraphraser_options.get("accept_failures"))),
+                             parts.embedder_identity, bool(config.paraphraser_options.get("accept_failures")),
+                             config.task.kind),
                   ("ingest", "plan")),
         StageSpec(Embed(lambda: parts.embedder, parts.embedder_identity), ("ingest", "paraphrase")),
         StageSpec(Assemble(config), ("ingest", "retrieve", "plan", "paraphrase", "embed")),

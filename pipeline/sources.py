@@ -63,7 +63,9 @@ def cmd_sources(task_name: str, options: RunOptions, cache_root: Path, check: bo
     task = load_task(task_name)
     sources = task_sources(task)
     if not sources:
-        out(f"{task.name}: generated in code, no sources to fetch")
+        out(f"{task.name}: generated in code, no sources to fetch" if task.kind == "synthetic" else
+            f"{task.name}: declares no remote source, nothing to fetch; build it from local files "
+            "(--train PATH --test PATH, optionally --test-ood PATH)")
         return 0
     if not (check or download):
         _print_table([_row(split, spec, "", "") for split, spec in sources.items()], out)

@@ -15,6 +15,8 @@ from schemas.errors import UserError
 from schemas.rows import PARAPHRASE_SCHEMA
 from stages.base import Artifacts, Stage, StageStats
 from stages.paraphrase.base import ParaphraseBackend
+from stages.paraphrase.quality import SLOT_VALUE_MISSING
+from stages.paraphrase.slots import encode_request, missing_slot_values, parse_request
 from stages.plan import KINDS
 from stages.text import normalize_text
 
@@ -27,24 +29,55 @@ def sources_to_paraphrase(inputs: dict[str, Artifacts]) -> list[str]:
     return sorted(set(wanted))
 
 
+def backend_requests(inputs: dict[str, Artifacts], sources: list[str], task_kind: str) -> list[str]:
+    """What the backend is asked about each source: the source itself, or for semantic parsing a
+    request that also names the slot values every paraphrase must keep (of each logical form the
+    utterance has in the pool or a test set), so the paraphrase still carries the gold label."""
+    if task_kind != "semparse":
+        return sources
+    forms: dict[str, set[str]] = {source: set() for source in sources}
+    for table in (inputs["ingest"]["pool"], inputs["ingest"]["tests"]):
+        for source, target in zip(table.column("source").to_pylist(), table.column("target").to_pylist()):
+            if source in forms:
+                forms[source].add(target)
+    return [encode_request(source, sorted(forms[source])) for source in sources]
+
+
+def keep_slot_values(requests: list[str], kept: list[list[str]], stats: StageStats) -> list[list[str]]:
+    """Whatever the backend (a file of paraphrases included), drop every paraphrase that lost a slot
+    value of its utterance's logical form; LLM backends already drop them in their quality filter."""
+    out = []
+    for request, found in zip(requests, kept):
+        utterance, keep = parse_request(request)
+        good = [p for p in found if not missing_slot_values(utterance, p, keep)]
+        stats.drop(SLOT_VALUE_MISSING, len(found) - len(good))
+        out.append(good)
+    return out
+
+
 class Paraphrase(Stage):
     name = "paraphrase"
     version = "1"
 
     def __init__(self, backend_factory: Callable[[], ParaphraseBackend], identity: dict[str, Any], n: int,
-                 embedder_identity: dict[str, Any], accept_failures: bool = False):
+                 embedder_identity: dict[str, Any], accept_failures: bool = False, task_kind: str = "mt"):
         self.backend_factory, self.identity, self.n = backend_factory, identity, n
         self.embedder_identity, self.accept_failures = embedder_identity, accept_failures
+        self.task_kind = task_kind
 
     def params(self) -> dict[str, Any]:
         # the embedder decides the cosine-band quality filter, so it keys this stage too
-        return {"backend": self.identity, "n": self.n, "embedder": self.embedder_identity}
+        params = {"backend": self.identity, "n": self.n, "embedder": self.embedder_identity}
+        if self.task_kind == "semparse":  # requests name slot values, and the slot check runs
+            params["slot_check"] = 1
+        return params
 
     def run(self, inputs: dict[str, Artifacts], stats: StageStats) -> Artifacts:
         sources = sources_to_paraphrase(inputs)
+        requests = backend_requests(inputs, sources, self.task_kind)
         backend = self.backend_factory()
         backend.check_ready()
-        output = backend.paraphrase(sources, self.n)
+        output = backend.paraphrase(requests, self.n)
         if output.counters.get("budget_exhausted"):
             done = sum(1 for p in output.paraphrases if p)
             raise UserError(f"paraphrase budget reached after {done} of {len(sources)} sources; everything done "
@@ -61,6 +94,8 @@ class Paraphrase(Stage):
             same = [p for p in unique if normalize_text(p) == key]
             stats.drop("identical to source", len(same))
             kept.append([p for p in unique if normalize_text(p) != key])
+        if self.task_kind == "semparse":
+            kept = keep_slot_values(requests, kept, stats)
         for reason, count in {**output.dropped, **{f"failed: {k}": v for k, v in output.failures.items()}}.items():
             stats.drop(reason, count)
         stats.rows_in = len(sources)
