@@ -25,13 +25,15 @@ def max_sim_histogram(values: np.ndarray, width: int = 40) -> list[str]:
 
 
 def _overridden(manifest: dict[str, Any]) -> list[str]:
-    """Splits built from a file other than the one the task declares (a command-line override)."""
+    """Splits built from a file other than the source the task declares (a command-line override);
+    a split a non-generated task declares no source for (it expects a local file) is no override."""
     task = manifest["config"]["task"]
     out = []
     for split, used in manifest.get("inputs", {}).items():
         declared = task.get(split) or {}
-        names_one = any(declared.get(kind) for kind in ("path", "hub", "opus"))  # bird declares local files only
-        if "file" in used and names_one and Path(declared.get("path") or "").name != used["file"]:
+        if not task.get("generator") and not any(declared.get(kind) for kind in ("hub", "opus", "path")):
+            continue
+        if "file" in used and Path(declared.get("path") or "").name != used["file"]:
             out.append(split)
     return out
 

@@ -16,7 +16,7 @@ from stages.base import StageResult, StageSpec
 from stages.embed.stage import Embed
 from stages.ingest.stage import Ingest
 from stages.paraphrase.base import BackendContext, ParaphraseBackend, make_backend
-from stages.paraphrase.stage import Paraphrase, sources_to_paraphrase
+from stages.paraphrase.stage import Paraphrase, backend_requests, sources_to_paraphrase
 from stages.plan import Plan
 from stages.retrieve.stage import Retrieve
 
@@ -72,7 +72,9 @@ class Components:
         self.backend.check_ready()
 
     def estimate(self, results: dict[str, StageResult]) -> dict[str, Any]:
-        sources = sources_to_paraphrase({name: r.artifacts for name, r in results.items()}, self.config.task.kind)
+        artifacts = {name: r.artifacts for name, r in results.items()}
+        kind = self.config.task.kind
+        sources = backend_requests(artifacts, sources_to_paraphrase(artifacts, kind), kind)
         estimate = getattr(self.backend, "estimate", None)
         figures = estimate(sources, self.config.n_paraphrases) if estimate else {"requests": 0, "cost_usd": 0.0}
         return {"paraphraser": self.config.paraphraser, "sources": len(sources), **figures}

@@ -56,6 +56,13 @@ def sql_databases(config: BuildConfig, options: RunOptions) -> dict[str, Path]:
     return locate_databases(options.db_dirs, ids)
 
 
+def _with_flag(problem: str, flag: str) -> str:
+    """Every source problem ends with the way around it: the split's local-file flag."""
+    if "pass a local file instead" in problem:
+        return problem.replace("pass a local file instead", f"pass a local file with {flag} PATH")
+    return problem if flag in problem else f"{problem}; or pass a local file with {flag} PATH"
+
+
 def _attempt(problems: list[str], check: Callable[[], object]) -> object:
     try:
         return check()
@@ -72,8 +79,7 @@ def preflight(config: BuildConfig, options: RunOptions, access: SourceAccess, ne
         for split, spec in build_sources(config, options).items():
             before = len(problems)
             found = _attempt(problems, lambda: check_source(spec, split, access))
-            problems[before:] = [line.replace("pass a local file instead", f"pass a local file with {SPLIT_FLAGS[split]} PATH")
-                                 for line in problems[before:]]
+            problems[before:] = [_with_flag(line, SPLIT_FLAGS[split]) for line in problems[before:]]
             if isinstance(found, dict) and found.get("pinned") is False:
                 log(f"warning: {spec.hub.path} has no pinned revision: its data can change under the same "
                     "version id; set `revision` to a commit id in the task YAML")

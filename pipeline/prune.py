@@ -20,7 +20,7 @@ from pipeline.inspect import known_task_dir
 from pipeline.store import list_versions
 
 STAGE_CACHE_NAME = re.compile(r"[0-9a-f]{24}")
-SHARED_CACHES = ("embeddings", "paraphrase")
+SHARED_CACHES = ("embeddings", "paraphrase", "sources")
 
 
 @dataclass
@@ -141,8 +141,9 @@ def report(plan: PrunePlan, task: str, cache_root: Path, dry_run: bool) -> list[
                  + (f" ({', '.join(plan.kept_versions)})" if plan.kept_versions else "")
                  + f", {_count(plan.kept_caches, 'stage cache')} that remaining versions use")
     lines += [f"note: {note}" for note in plan.notes]
-    shared = " and ".join(str(cache_root / name) for name in SHARED_CACHES)
-    lines.append(f"left alone: {shared} (embeddings and paraphrase answers, keyed by content and shared by every task)")
+    shared = ", ".join(str(cache_root / name) for name in SHARED_CACHES)
+    lines.append(f"left alone: {shared} (embeddings, paraphrase answers and downloaded sources, keyed by content "
+                 "and shared by every task; delete a folder by hand to reclaim it)")
     return lines
 
 

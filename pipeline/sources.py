@@ -14,6 +14,7 @@ from pipeline.preflight import SPLITS, source_access
 from pipeline.tasks import load_task
 from schemas.config import RunOptions, SourceSpec, TaskConfig
 from schemas.errors import UserError
+from stages.base import writing
 from stages.ingest.sources import check_source, label, source_rows
 
 
@@ -47,9 +48,11 @@ def _probe(split: str, spec: SourceSpec, options: RunOptions, cache_root: Path, 
     try:
         found = check_source(spec, split, access, require_pin=True)
         if download:
-            rows = sum(1 for _ in source_rows(spec, access))
+            with writing(cache_root):
+                rows = sum(1 for _ in source_rows(spec, access))
             return _row(split, spec, "ok", f"downloaded, {rows} rows")
         cached = " (in the cache)" if found.get("cached") else ""
+        cached += f", sha256 {found['sha256']}" if found.get("sha256") else ""
         return _row(split, spec, "ok", f"{found.get('files', 0)} file(s), {_human(found.get('bytes'))}{cached}")
     except UserError as err:
         return _row(split, spec, "FAIL", str(err))
@@ -61,8 +64,8 @@ def cmd_sources(task_name: str, options: RunOptions, cache_root: Path, check: bo
     sources = task_sources(task)
     if not sources:
         out(f"{task.name}: generated in code, no sources to fetch" if task.kind == "synthetic" else
-            f"{task.name}: no remote sources; it builds from local files (--train PATH --test PATH"
-            + (" --db-dir DIR" if task.kind == "sql" else "") + ")")
+            f"{task.name}: declares no remote source, nothing to fetch; build it from local files "
+            "(--train PATH --test PATH" + (" --db-dir DIR" if task.kind == "sql" else ", optionally --test-ood PATH") + ")")
         return 0
     if not (check or download):
         _print_table([_row(split, spec, "", "") for split, spec in sources.items()], out)

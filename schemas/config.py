@@ -25,9 +25,9 @@ class HubSide(Strict):
 
 class HubSource(Strict):
     """A Hub dataset. Either one config with two fields (dotted paths like `translation.en`), or
-    two configs (`source`/`target`, joined row by row, as Flores+ stores one language per config)."""
+    two configs (`source`/`target`, joined by sentence id, as Flores+ stores one language per config)."""
 
-    path: str
+    path: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")  # owner/name: goes into URLs
     name: str | None = None
     split: str = "train"
     source_field: str | None = None
@@ -36,15 +36,23 @@ class HubSource(Strict):
     target: HubSide | None = None
     revision: str | None = None
 
+    @model_validator(mode="after")
+    def _fields_or_sides(self) -> "HubSource":
+        if not ((self.source_field and self.target_field) or (self.source and self.target)):
+            raise ValueError(f"hub source {self.path}: give source_field and target_field (one config), "
+                             "or source and target (two configs joined by sentence id)")
+        return self
+
 
 class OpusSource(Strict):
     """A parallel corpus from OPUS, read from its Moses-format archive (`<pair>.txt.zip`, two
     aligned text files). OPUS names a pair with its two language codes in alphabetical order."""
 
-    corpus: str  # e.g. EMEA, Tanzil
-    version: str  # e.g. v3
-    source_lang: str  # OPUS language code of the source side, e.g. en
-    target_lang: str
+    corpus: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # e.g. EMEA, Tanzil (goes into a URL)
+    version: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # e.g. v3
+    source_lang: str = Field(pattern=r"^[a-z]{2,3}(_[A-Za-z]{2,4})?$")  # OPUS code of the source side, e.g. en
+    target_lang: str = Field(pattern=r"^[a-z]{2,3}(_[A-Za-z]{2,4})?$")
+    sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")  # pins the archive's content when given
 
     @property
     def pair(self) -> str:
@@ -57,8 +65,9 @@ class SourceSpec(Strict):
     path: str | None = None  # a local file (TSV/CSV with header, JSONL, Parquet)
     source_column: str = "source"
     target_column: str = "target"
-    licence: str | None = None  # shown by `pipeline sources`; what the user agrees to by using it
-    size: str | None = None  # rough size of what a build downloads, for `pipeline sources`
+    # shown by `pipeline sources`; descriptive only, so left out of every hash (excluded from dumps)
+    licence: str | None = Field(None, exclude=True)
+    size: str | None = Field(None, exclude=True)
 
     @model_validator(mode="after")
     def _one_kind(self) -> "SourceSpec":

@@ -113,6 +113,8 @@ class HubState:
         self.requests: Counter = Counter()  # (kind, path) -> count
         self.cdn_authorization: list[str] = []  # Authorization headers that reached the CDN host
         self.cdn_base = ""
+        self.renamed: dict[str, str] = {}  # old repo name -> new: answered with a same-host 307
+        self.advertised_size: dict[str, int] = {}  # file name -> the (wrong) size the API claims
         self.lock = threading.Lock()
 
     def count(self, kind: str, path: str) -> None:
@@ -123,12 +125,12 @@ class HubState:
         return sum(n for (kind, _), n in self.requests.items() if kind in ("cdn-get", "opus-get"))
 
 
-def _api_answer(repo: FakeRepo, name: str) -> dict:
+def _api_answer(repo: FakeRepo, name: str, sizes: dict[str, int]) -> dict:
     card = {"configs": repo.configs} if repo.configs else {}
     if repo.license:
         card["license"] = repo.license
     return {"id": name, "sha": repo.sha, "gated": repo.gated, "private": False, "cardData": card,
-            "siblings": [{"rfilename": f, "size": len(b)} for f, b in repo.files.items()]}
+            "siblings": [{"rfilename": f, "size": sizes.get(f, len(b))} for f, b in repo.files.items()]}
 
 
 def make_handler(state: HubState, role: str):
@@ -152,6 +154,10 @@ def make_handler(state: HubState, role: str):
             path = unquote(urlsplit(self.path).path)
             if role == "cdn":
                 return self._cdn(path)
+            for old, new in state.renamed.items():
+                for prefix in ("/api/datasets/", "/datasets/"):
+                    if path.startswith(f"{prefix}{old}/"):
+                        return self._send(307, b"", {"Location": prefix + new + path[len(prefix + old):]})
             if match := re.match(r"^/api/datasets/([^/]+/[^/]+)/revision/([^/]+)$", path):
                 return self._api(*match.groups())
             if match := re.match(r"^/datasets/([^/]+/[^/]+)/resolve/([^/]+)/(.+)$", path):
@@ -168,7 +174,7 @@ def make_handler(state: HubState, role: str):
                 return self._send(401, b'{"error": "Repository not found"}')
             if revision not in ("main", repo.sha):
                 return self._send(404, b'{"error": "Invalid rev id"}')
-            return self._send(200, json.dumps(_api_answer(repo, name)).encode(),
+            return self._send(200, json.dumps(_api_answer(repo, name, state.advertised_size)).encode(),
                               {"Content-Type": "application/json"})
 
         def _resolve(self, name: str, revision: str, filename: str):

@@ -4,7 +4,8 @@ Gemini generateContent API for the real SDKs, with fault injection, for tests an
 It answers a paraphrase prompt deterministically (the same request always gets the same answer),
 counts every request and every source it was asked about, and can misbehave on demand:
 request-level faults are queued (`state.faults.append("429")`), item-level ones are markers inside
-a source text ("[short]", "[missing]", "[same]", "[german]", "[empty]").
+a source text ("[short]", "[missing]", "[same]", "[german]", "[empty]"). To an utterance of the
+semantic-parsing prompt, the second paraphrase drops the first slot value to keep.
 Run as a script (`python tests/fake_llm_server.py --latency 0.05`) it prints its port and serves
 until killed; the bench uses it that way so the server does not share a process with the client.
 """
@@ -55,6 +56,8 @@ def parse_prompt(prompt: str) -> tuple[int, list[dict]]:
 def source_text(row: dict) -> str:
     if "sentence" in row:
         return row["sentence"]
+    if "utterance" in row:
+        return row["utterance"]
     return json.dumps({"question": row["question"], "sql": row["sql"]}, ensure_ascii=False, sort_keys=True)
 
 
@@ -63,6 +66,11 @@ def _variant(row: dict, i: int):
         bump = lambda m: str(int(m.group(0)) + i + 1)  # noqa: E731
         return {"question": PREFIXES[i % len(PREFIXES)] + re.sub(r"\d+", bump, row["question"]),
                 "sql": re.sub(r"\d+", bump, row["sql"])}
+    if "utterance" in row:  # semantic parsing: the second paraphrase loses the first slot value
+        utterance = row["utterance"]
+        if i == 1 and row["keep"]:
+            return "Bitte: " + utterance.replace(row["keep"][0], "etwas", 1)
+        return ["Bitte", "Hallo", "Also", "Jetzt", "Schnell"][i % 5] + f": {utterance}"
     sentence = row["sentence"]
     if i == 0 and "[same]" in sentence:
         return sentence

@@ -7,13 +7,11 @@ from pathlib import Path
 import datasets
 import pytest
 
-pytest.importorskip("stages.sql.sandbox")
-
-from pipeline.store import SPLIT_FOLDERS  # noqa: E402
-from stages.sql.literals import masked, parse_sql  # noqa: E402
-from stages.text import normalize_text, question_of  # noqa: E402
-from tests.bird_data import write_bird_files  # noqa: E402
-from tests.conftest import run_pipeline  # noqa: E402
+from pipeline.store import SPLIT_FOLDERS
+from stages.sql.literals import masked, parse_sql
+from stages.text import normalize_text, question_of
+from tests.bird_data import write_bird_files
+from tests.conftest import run_pipeline
 
 SMALL = ("--probe-size", "5", "--no-progress")
 OFFLINE = (*SMALL, "--paraphraser", "sql-values")

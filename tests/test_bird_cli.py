@@ -31,7 +31,8 @@ def test_sql_values_is_the_default_without_a_key_and_the_llm_with_one(monkeypatc
 def test_sources_says_bird_builds_from_local_files():
     lines = []
     assert cmd_sources("bird", RunOptions(), None, False, False, out=lines.append) == 0
-    assert lines == ["bird: no remote sources; it builds from local files (--train PATH --test PATH --db-dir DIR)"]
+    assert lines == ["bird: declares no remote source, nothing to fetch; build it from local files "
+                     "(--train PATH --test PATH --db-dir DIR)"]
 
 
 def _write(tmp_path, records, name="train.json"):

@@ -3,40 +3,16 @@ import json
 from pathlib import Path
 
 import datasets
-import numpy as np
 
-from tests.conftest import run_pipeline
-
-TOPICS = ["the weather", "the train", "my sister", "this book", "the market", "our village", "the river",
-          "a new school", "the old bridge", "the doctor"]
-VERBS = ["likes", "sees", "visits", "remembers", "describes", "builds"]
-
-
-def _corpus() -> list[tuple[str, str]]:
-    rng = np.random.default_rng(0)
-    rows = []
-    for i in range(90):
-        a, b = rng.choice(TOPICS, 2, replace=False)
-        verb = VERBS[i % len(VERBS)]
-        rows.append((f"Today {a} {verb} {b} near the station {i % 7}.", f"आज {a} {verb} {b} {i % 7} हिन्दी"))
-    return rows
+from tests.conftest import build_local_mt, mt_corpus, run_pipeline, write_mt_inputs
 
 
 def test_mt_build_from_local_files(tmp_path):
-    rows = _corpus()
-    train, test, ood, para = (tmp_path / n for n in ("train.tsv", "test.tsv", "ood.tsv", "para.jsonl"))
-    train.write_text("source\ttarget\n" + "".join(f"{s}\t{t}\n" for s, t in rows[:70]), encoding="utf-8")
-    test.write_text("source\ttarget\n" + "".join(f"{s}\t{t}\n" for s, t in rows[70:80]), encoding="utf-8")
-    ood.write_text("source\ttarget\n" + "".join(f"{s}\t{t}\n" for s, t in rows[80:]), encoding="utf-8")
+    para = tmp_path / "para.jsonl"
     para.write_text("".join(json.dumps({"source": s, "paraphrases": [s.replace("Today", "This day"),
                                                                      s.replace("near", "close to")]}) + "\n"
-                            for s, _ in rows), encoding="utf-8")
-    code, out, err = run_pipeline(
-        "build", "--task", "en-hi", "--train", str(train), "--test", str(test), "--test-ood", str(ood),
-        "--paraphraser", "file", "--paraphraser-option", f"path={para}", "--out", str(tmp_path / "out"),
-        "--probe-size", "5", "--no-progress")
-    assert code == 0, err
-    version = out.strip().splitlines()[-1]
+                            for s, _ in mt_corpus()), encoding="utf-8")
+    version = str(build_local_mt(tmp_path, "--paraphraser", "file", "--paraphraser-option", f"path={para}"))
     ev = datasets.load_from_disk(f"{version}/eval")
     assert set(ev["eval_context"]) == {"random", "topk", "one_near", "paraphrase"}
     first = ev[0]
@@ -70,15 +46,13 @@ def _published_files_describe_the_local_inputs(version: Path, machine_folder: Pa
 
 
 def test_the_version_does_not_depend_on_where_the_input_files_are(tmp_path):
-    rows = _corpus()
     versions = []
     for folder in ("a", "b"):
         base = tmp_path / folder
         base.mkdir()
-        for name, part in (("train.tsv", rows[:70]), ("test.tsv", rows[70:80]), ("ood.tsv", rows[80:])):
-            (base / name).write_text("source\ttarget\n" + "".join(f"{s}\t{t}\n" for s, t in part), encoding="utf-8")
-        code, out, err = run_pipeline("build", "--task", "en-hi", "--train", str(base / "train.tsv"),
-                                      "--test", str(base / "test.tsv"), "--test-ood", str(base / "ood.tsv"),
+        paths = write_mt_inputs(base)
+        code, out, err = run_pipeline("build", "--task", "en-hi", "--train", str(paths["train"]),
+                                      "--test", str(paths["test"]), "--test-ood", str(paths["ood"]),
                                       "--paraphraser", "none", "--out", str(tmp_path / "out"),
                                       "--probe-size", "5", "--no-progress")
         assert code == 0, err

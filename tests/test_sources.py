@@ -13,6 +13,8 @@ from tests.conftest import run_pipeline
 from tests.conftest_hub import fake_hub  # noqa: F401  (fixture)
 
 MT_TASKS = [name for name in builtin_tasks() if load_task(name).kind == "mt"]
+ISO_639_1 = {"German": "de", "Lithuanian": "lt", "Hindi": "hi", "Tamil": "ta"}
+FLORES = {"German": "deu_Latn", "Lithuanian": "lit_Latn", "Hindi": "hin_Deva", "Tamil": "tam_Taml"}
 SMALL = ["--pool-size", "150", "--test-size", "30", "--ood-size", "20", "--probe-size", "10",
          "--paraphraser", "none", "--no-progress"]
 
@@ -167,12 +169,16 @@ def test_built_in_source_names_follow_each_source_s_naming_rule():
                 if spec.hub.path == "openlanguagedata/flores_plus":
                     for side in (spec.hub.source, spec.hub.target):
                         assert re.fullmatch(r"[a-z]{3}_[A-Z][a-z]{3}", side.name), (name, side.name)
+                    assert (spec.hub.source.name, spec.hub.target.name) == ("eng_Latn", FLORES[task.target_lang])
                 if spec.hub.path == "ai4bharat/samanantar":
                     assert re.fullmatch(r"[a-z]{2}", spec.hub.name)
                 assert spec.hub.path not in ("Helsinki-NLP/emea", "Helsinki-NLP/tanzil")  # script-only
             if spec.opus:
-                assert spec.opus.pair == "-".join(sorted((spec.opus.source_lang, spec.opus.target_lang)))
-                assert re.fullmatch(r"[a-z]{2,3}", spec.opus.source_lang) and re.fullmatch(r"[a-z]{2,3}", spec.opus.target_lang)
+                assert (spec.opus.source_lang, spec.opus.target_lang) == ("en", ISO_639_1[task.target_lang])
+            if spec.hub and spec.hub.path == "ai4bharat/samanantar":
+                assert spec.hub.name == ISO_639_1[task.target_lang]
+            if spec.hub and spec.hub.name and re.fullmatch(r"[a-z]{2}-[a-z]{2}", spec.hub.name):
+                assert ISO_639_1[task.target_lang] in spec.hub.name.split("-")
             assert spec.licence and spec.size, (name, split)
 
 
@@ -184,3 +190,69 @@ def test_sources_downloaded_once_build_later_without_network(fake_hub, tmp_path,
     code, _, err = run_pipeline("build", "--task", "en-lt", "--out", str(tmp_path / "out"),
                                 "--cache-dir", str(cache), *SMALL)
     assert code == 0, err
+
+
+def test_tasks_sharing_a_source_cache_read_their_own_configs(fake_hub, tmp_path):
+    """en-de and en-lt pin the same Flores+ and Europarl commits with other configs: a shared
+    cache must keep their resolved files apart."""
+    cache = str(tmp_path / "shared-cache")
+    code, out, err = run_pipeline("sources", "--task", "en-de", "--download", "--cache-dir", cache)
+    assert code == 0, out + err
+    code, out, err = run_pipeline("build", "--task", "en-lt", "--out", str(tmp_path / "out"), "--cache-dir", cache, *SMALL)
+    assert code == 0, err
+    import datasets
+
+    rows = datasets.load_from_disk(str(Path(out.strip().splitlines()[-1]) / "eval"))
+    assert all(r["target"].startswith("lt:") for r in rows)
+
+
+def test_a_cut_off_download_is_not_cached_and_a_rerun_completes(fake_hub, tmp_path):
+    name = "devtest/lit_Latn.jsonl"
+    real = len(fake_hub.state.repos["openlanguagedata/flores_plus"].files[name])
+    fake_hub.state.advertised_size[name] = real + 100  # the API promises more than arrives
+    code, _, err = run_pipeline("build", "--task", "en-lt", "--out", str(tmp_path), *SMALL)
+    assert code == 2 and "transfer was cut" in err and "Traceback" not in err
+    assert not list((tmp_path / ".cache" / "sources").rglob("lit_Latn.jsonl"))
+    del fake_hub.state.advertised_size[name]
+    code, _, err = run_pipeline("build", "--task", "en-lt", "--out", str(tmp_path), *SMALL)
+    assert code == 0, err
+
+
+def test_a_renamed_repo_keeps_the_token_on_the_hub_host(fake_hub, tmp_path):
+    fake_hub.state.renamed["old-org/flores-renamed"] = "openlanguagedata/flores_plus"
+    revision = load_task("en-lt").test.hub.revision
+    task = _write_task(tmp_path, "en-lt", "test", "  hub: {path: old-org/flores-renamed, split: devtest, "
+                       f"revision: \"{revision}\", source: {{name: eng_Latn, field: text}}, "
+                       "target: {name: lit_Latn, field: text}}")
+    code, _, err = run_pipeline("build", "--task", str(task), "--out", str(tmp_path), *SMALL)
+    assert code == 0, err
+    assert fake_hub.state.cdn_authorization == []
+
+
+def test_a_config_name_on_a_repo_without_configs_is_refused(fake_hub, tmp_path):
+    revision = load_task("en-hi").test_ood.hub.revision
+    task = _write_task(tmp_path, "en-hi", "test_ood", "  hub: {path: cfilt/iitb-english-hindi, name: hi-en, "
+                       f"split: test, revision: \"{revision}\", source_field: translation.en, target_field: translation.hi}}")
+    code, out, _ = run_pipeline("sources", "--task", str(task), "--check", "--out", str(tmp_path))
+    assert code == 1 and "declares no configs, so config 'hi-en' does not exist" in out
+
+
+def test_concurrent_fetches_of_one_opus_archive_agree(fake_hub, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from stages.ingest.access import SourceAccess
+    from stages.ingest.opus import fetch_archive
+
+    spec = load_task("en-lt").test_ood.opus
+    access = SourceAccess(download_dir=tmp_path, opus_url=fake_hub.url)
+    with ThreadPoolExecutor(6) as pool:
+        paths = list(pool.map(lambda _: fetch_archive(spec, access), range(6)))
+    assert len(set(paths)) == 1 and paths[0].is_file()
+    assert not list(tmp_path.rglob("*.part")) and not list(tmp_path.rglob("download-*"))
+
+
+def test_a_pinned_opus_digest_is_checked(fake_hub, tmp_path):
+    task = _write_task(tmp_path, "en-lt", "test_ood", "  opus: {corpus: EMEA, version: v3, source_lang: en, "
+                       "target_lang: lt, sha256: " + "a" * 64 + "}")
+    code, _, err = run_pipeline("build", "--task", str(task), "--out", str(tmp_path), *SMALL)
+    assert code == 2 and "not the pinned" in err

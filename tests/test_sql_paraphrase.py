@@ -7,16 +7,14 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-pytest.importorskip("stages.sql.sandbox")
-
-from schemas.rows import PAIR_SCHEMA, TEST_PAIR_SCHEMA  # noqa: E402
-from stages.base import Artifacts, StageStats  # noqa: E402
-from stages.paraphrase.base import BackendContext, make_backend  # noqa: E402
-from stages.paraphrase.stage import Paraphrase  # noqa: E402
-from stages.plan import KINDS  # noqa: E402
-from stages.sql.databases import SqlDatabases  # noqa: E402
-from stages.sql.literals import masked, parse_sql  # noqa: E402
-from tests.bird_data import make_school_db  # noqa: E402
+from schemas.rows import PAIR_SCHEMA, TEST_PAIR_SCHEMA
+from stages.base import Artifacts, StageStats
+from stages.paraphrase.base import BackendContext, make_backend
+from stages.paraphrase.stage import Paraphrase
+from stages.plan import KINDS
+from stages.sql.databases import SqlDatabases
+from stages.sql.literals import masked, parse_sql
+from tests.bird_data import make_school_db
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fake_llm_server import FakeLLMServer  # noqa: E402

@@ -4,14 +4,12 @@ import json
 import numpy as np
 import pytest
 
-pytest.importorskip("stages.sql.sandbox")
-
-from stages.paraphrase.base import BackendContext, make_backend  # noqa: E402
-from stages.sql.databases import SqlDatabases  # noqa: E402
-from stages.sql.literals import masked, parse_sql  # noqa: E402
-from stages.sql.sandbox import run_readonly  # noqa: E402
-from stages.sql.swap import NO_LITERAL, literal_swaps  # noqa: E402
-from tests.bird_data import make_school_db, pairs  # noqa: E402
+from stages.paraphrase.base import BackendContext, make_backend
+from stages.sql.databases import SqlDatabases
+from stages.sql.literals import masked, parse_sql
+from stages.sql.sandbox import run_readonly
+from stages.sql.swap import NO_LITERAL, literal_swaps
+from tests.bird_data import make_school_db, pairs
 
 
 @pytest.fixture(scope="module")

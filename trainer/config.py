@@ -116,10 +116,20 @@ class EvalConfig(GenerationOptions):
     adapter: str | None = optional(ADAPTER_HELP, "no adapter: the base model alone")
     output: str | None = optional("JSON report; a PNG with the same stem is written next to it",
                                   "runs/eval/<task>-<version>-<label>.json")
-    label: str | None = optional("name of this model in charts", "the adapter's regime, or base")
+    label: str | None = optional("name of this model in charts", "the adapter's regime, the "
+                                 "--predictions file's name, or base")
     resamples: int = Field(1000, ge=1, description="bootstrap resamples of test items for the 95% "
                            "intervals")
     seed: int = Field(0, description="bootstrap seed")
+    predictions: str | None = optional(
+        'JSONL of {"id", "prediction"} per eval row (ids from the eval split), written by any '
+        "other inference stack; scored without loading a model (leave --model/--adapter out)",
+        "generate the predictions with the model")
+    db_dir: str | None = optional("folder of the SQLite databases, <db_id>/<db_id>.sqlite "
+                                  "(BIRD's layout); required by execution-accuracy tasks",
+                                  "no SQL is run")
+    sql_timeout: float = Field(30.0, gt=0.0, description="time limit of each SQL query, in "
+                               "seconds, when scoring execution accuracy")
 
 
 class ProbeConfig(GenerationOptions):

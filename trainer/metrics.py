@@ -116,14 +116,21 @@ def similarity_function(comet_path: str | None) -> SimilarityFn:
 
 
 def item_scores(metric: str, predictions: list[str], targets: list[str], sources: list[str],
-                comet: Comet | None = None) -> dict[str, list[float]]:
-    """Every item-level score that applies; the task's own metric (from the manifest) comes first."""
+                comet: Comet | None = None,
+                execution: list[float] | None = None) -> dict[str, list[float]]:
+    """Every item-level score that applies; the task's own metric (from the manifest) comes first.
+    Execution accuracy needs the databases, so its scores come in ready (trainer.sql_metric)."""
     scores: dict[str, list[float]] = {}
     if metric == "exact_match":
         scores["exact_match"] = exact_match(predictions, targets)
+    elif metric == "execution_accuracy":
+        if execution is None:
+            raise UserError("execution accuracy runs the SQL on its databases; pass --db-dir")
+        scores["execution_accuracy"] = [float(value) for value in execution]
+        scores["exact_match"] = exact_match(predictions, targets)
     elif metric != "chrf":
         raise UserError(f"manifest metric {metric!r} is not supported by the trainer; expected "
-                        "exact_match or chrf")
+                        "exact_match, chrf or execution_accuracy")
     scores["chrf"] = sentence_chrf(predictions, targets)
     if comet is not None:
         scores["comet"] = comet(predictions, targets, sources)

@@ -57,7 +57,9 @@ def bootstrap_group_means(items: Sequence[str], groups: Sequence[str], scores: S
 
 def similarity_report(rows: list[dict[str, Any]], scores: Sequence[float], resamples: int = 1000,
                       seed: int = 0) -> dict[str, Any]:
-    """Per test set (and all together): means and intervals by bin, by eval context, and both."""
+    """Per test set (and all together): means and intervals by bin, by eval context, and both;
+    by database too when the rows carry a `db_id` (text-to-SQL, where the paper reports each of
+    BIRD's dev databases)."""
     test_sets = sorted({row["test_set"] for row in rows})
     report: dict[str, Any] = {}
     for test_set in [*test_sets, "all"] if len(test_sets) > 1 else test_sets:
@@ -78,6 +80,10 @@ def similarity_report(rows: list[dict[str, Any]], scores: Sequence[float], resam
             "by_context_bin": {c: _in_bin_order(v) for c, v in sorted(nested.items())},
             "overall": bootstrap_group_means(items, ["all"] * len(items), values, resamples, seed)["all"],
         }
+        databases = [rows[i].get("db_id") or "" for i in chosen]
+        if any(databases):
+            report[test_set]["by_database"] = bootstrap_group_means(items, databases, values,
+                                                                    resamples, seed)
     return report
 
 

@@ -8,6 +8,7 @@ redirect (the Hub redirects downloads to a CDN).
 """
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import uuid
@@ -29,6 +30,11 @@ class HTTPFailure(Exception):
         super().__init__(f"{status or 'no answer'} from {url}: {reason}")
         self.url, self.status, self.reason = url, status, reason
 
+    @property
+    def summary(self) -> str:
+        """What went wrong, for a one-line message: the status when it says something, else why."""
+        return self.reason if self.status in (0, 200) else f"{self.status} {self.reason}"
+
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     """For HEAD probes: a redirect is the answer (urllib would turn HEAD into a full GET)."""
@@ -38,13 +44,17 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 class _SameHostAuthRedirect(urllib.request.HTTPRedirectHandler):
-    """Follow redirects, dropping the Authorization header when the host changes."""
+    """Follow redirects, keeping the token on the same host (the Hub's 307 for a renamed repo)
+    and dropping it on any other (its CDN); refuse https -> http and non-http targets."""
 
     def redirect_request(self, req, fp, code, msg, headers, newurl):
-        new = super().redirect_request(req, fp, code, msg, headers, newurl)
-        if new is not None and urlsplit(newurl).netloc != urlsplit(req.full_url).netloc:
-            new.remove_header("Authorization")
-        return new
+        old, new = urlsplit(req.full_url), urlsplit(newurl)
+        if new.scheme not in ("http", "https") or (old.scheme == "https" and new.scheme != "https"):
+            raise HTTPFailure(req.full_url, code, f"refusing a redirect to {new.scheme}://{new.netloc}")
+        request = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if request is not None and new.netloc != old.netloc:
+            request.remove_header("Authorization")
+        return request
 
 
 @dataclass(frozen=True)
@@ -56,7 +66,7 @@ class HTTPClient:
             raise HTTPFailure(url, 0, "not an http(s) URL")
         request = urllib.request.Request(url, method=method, headers={"User-Agent": USER_AGENT})
         if token:
-            request.add_unredirected_header("Authorization", f"Bearer {token}")
+            request.add_header("Authorization", f"Bearer {token}")
         opener = urllib.request.build_opener(_SameHostAuthRedirect() if follow else _NoRedirect())
         try:
             return opener.open(request, timeout=self.timeout)
@@ -87,25 +97,35 @@ class HTTPClient:
         return int(length) if length and length.isdigit() else None
 
     def download(self, url: str, target: Path, max_bytes: int, token: str | None = None,
-                 progress=None) -> Path:
-        """Stream `url` into `target` (temp file, then rename); refuse more than `max_bytes`."""
+                 progress=None, expected_size: int | None = None) -> Path:
+        """Stream `url` into `target` (temp file, then rename); refuse more than `max_bytes`, and
+        keep nothing unless every declared byte arrived (a cut-off transfer is not cached)."""
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part")
-        received = 0
         try:
             with self._open(url, token) as response, open(tmp, "wb") as handle:
-                while True:
-                    block = response.read(1 << 20)
-                    if not block:
-                        break
-                    received += len(block)
-                    if received > max_bytes:
-                        raise HTTPFailure(url, 200, f"more than {max_bytes} bytes; refusing the rest")
-                    handle.write(block)
-                    if progress is not None:
-                        progress(len(block))
+                declared = response.headers.get("Content-Length")
+                received = self._copy(url, response, handle, max_bytes, progress)
+            for size in (expected_size, int(declared) if declared and declared.isdigit() else None):
+                if size is not None and size != received:
+                    raise HTTPFailure(url, 200, f"got {received} of {size} bytes; the transfer was cut")
             os.replace(tmp, target)
         finally:
             if tmp.exists():
                 tmp.unlink()
         return target
+
+    @staticmethod
+    def _copy(url: str, response, handle, max_bytes: int, progress) -> int:
+        received = 0
+        try:
+            while block := response.read(1 << 20):
+                received += len(block)
+                if received > max_bytes:
+                    raise HTTPFailure(url, 200, f"more than {max_bytes} bytes; refusing the rest")
+                handle.write(block)
+                if progress is not None:
+                    progress(len(block))
+        except (http.client.HTTPException, TimeoutError, ConnectionError) as err:
+            raise HTTPFailure(url, 0, f"transfer broke off ({err.__class__.__name__})") from None
+        return received

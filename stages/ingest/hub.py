@@ -92,12 +92,16 @@ class HubRepo:
         out: dict[str, list[dict]] = {}
         for entry in card.get("configs") or []:
             if isinstance(entry, dict) and isinstance(entry.get("config_name"), str):
-                out[entry["config_name"]] = _data_file_entries(entry.get("data_files"))
+                entries = _data_file_entries(entry.get("data_files"))
+                data_dir = entry.get("data_dir")
+                if not entries and isinstance(data_dir, str):  # `data_dir: hi`: the default layout below it
+                    entries = [{"split": "*", "path": data_dir.strip("/") + "/"}]
+                out[entry["config_name"]] = entries
         return out
 
     # ----- resolution -----
     def data_files(self, config: str | None, split: str) -> list[str]:
-        """The Parquet files of one config and split, in repo order."""
+        """The data files of one config and split, in repo order."""
         files = self.files()
         data = [name for name in files if name.endswith(DATA_SUFFIXES)]
         if not data:
@@ -107,17 +111,21 @@ class HubRepo:
         if name not in configs:
             if configs:
                 raise self._unknown_config_error(name, sorted(configs))
-            patterns = [f"*{split}*"]  # no card configs: the Hub's default layout, one config
+            if name != "default":
+                raise UserError(f"{self.spec.path} declares no configs, so config {name!r} does not exist; "
+                                "leave `name` out of the task YAML")
+            patterns = default_split_patterns("", split)  # no card configs: the Hub's default layout
         else:
             entries = configs[name]
             patterns = [e["path"] for e in entries if e["split"] == split]
+            patterns += [p for e in entries if e["split"] == "*" for p in default_split_patterns(e["path"], split)]
             if not patterns:
                 splits = sorted({e["split"] for e in entries})
                 raise UserError(f"{self.spec.path} config {name!r} has no split {split!r}; "
-                                f"its splits: {', '.join(splits)}")
+                                f"its splits: {', '.join(splits) or 'none declared'}")
         chosen = [f for f in data if any(fnmatch.fnmatchcase(f, p) for p in patterns)]
         if not chosen:
-            raise UserError(f"{self.spec.path} config {name!r} split {split!r}: no Parquet file matches "
+            raise UserError(f"{self.spec.path} config {name!r} split {split!r}: no data file matches "
                             f"{patterns}; the repo layout changed, pin an older revision")
         return chosen
 
@@ -155,7 +163,7 @@ class HubRepo:
             if err.status in (401, 403):
                 raise UserError(f"{self.spec.path}: access denied ({err.status}); accept its conditions at "
                                 f"{self.page} with the account whose token is in HF_TOKEN") from None
-            raise UserError(f"{self.spec.path}: cannot fetch {name} ({err.status or err.reason}); retry later "
+            raise UserError(f"{self.spec.path}: cannot fetch {name} ({err.summary}); retry later "
                             "or pass a local file instead") from None
 
     def local_file(self, name: str, progress=None) -> Path:
@@ -165,9 +173,10 @@ class HubRepo:
             return target
         self.check_access(name)
         try:
-            return self.http.download(self.file_url(name), target, MAX_FILE_BYTES, self.access.hub_token, progress)
+            return self.http.download(self.file_url(name), target, MAX_FILE_BYTES, self.access.hub_token, progress,
+                                      expected_size=self.files().get(name))
         except HTTPFailure as err:
-            raise UserError(f"{self.spec.path}: download of {name} failed ({err.status or err.reason}); "
+            raise UserError(f"{self.spec.path}: download of {name} failed ({err.summary}); "
                             "rerun to retry (finished files are kept)") from None
 
 
@@ -187,6 +196,13 @@ def _data_file_entries(value) -> list[dict]:
     return out
 
 
+def default_split_patterns(prefix: str, split: str) -> list[str]:
+    """File patterns of a split in the Hub's default layout (no explicit data_files): files named
+    after the split, at the top or one folder down (`data/test-00000-of-00001.parquet`)."""
+    return [f"{prefix}{split}-*", f"{prefix}{split}.*", f"{prefix}*/{split}-*", f"{prefix}*/{split}.*",
+            f"{prefix}{split}/*"]
+
+
 def _safe_name(name: str) -> str:
     """A repo file name as a relative path that cannot leave the cache folder."""
     parts = PurePosixPath(name).parts
@@ -196,7 +212,12 @@ def _safe_name(name: str) -> str:
 
 
 def resolve_manifest_path(access: SourceAccess, spec: HubSource) -> Path:
-    return access.download_dir / "hub" / spec.path.replace("/", "__") / f"{spec.revision}.resolved.json"
+    """Where the files one source (repo, revision, configs, split) resolved to are recorded: one
+    record per source, since tasks share repos and commits but not configs."""
+    from stages.base import fingerprint
+
+    key = fingerprint(spec.name, spec.source and spec.source.name, spec.target and spec.target.name, spec.split)[:16]
+    return access.download_dir / "hub" / spec.path.replace("/", "__") / f"{spec.revision}.{key}.resolved.json"
 
 
 def hub_rows(spec: HubSource, access: SourceAccess, progress=None) -> Iterator[RawRow]:

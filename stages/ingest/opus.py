@@ -10,7 +10,9 @@ stored under its sha256, and a small index maps the URL to it.
 from __future__ import annotations
 
 import io
-import json
+import os
+import re
+import uuid
 import zipfile
 from pathlib import Path
 from typing import Iterator
@@ -29,44 +31,51 @@ def archive_url(spec: OpusSource, access: SourceAccess) -> str:
     return f"{access.opus_url.rstrip('/')}/OPUS-{spec.corpus}/{spec.version}/moses/{spec.pair}.txt.zip"
 
 
-def _index_path(access: SourceAccess) -> Path:
-    return access.download_dir / "opus" / "index.json"
+def _index_path(spec: OpusSource, access: SourceAccess) -> Path:
+    """One small file per archive naming its sha256: keyed by corpus, version and pair (not the
+    mirror's URL), written atomically, so concurrent builds never lose each other's entries."""
+    return access.download_dir / "opus" / "index" / f"{spec.corpus}-{spec.version}-{spec.pair}.sha256"
 
 
-def _read_index(access: SourceAccess) -> dict[str, str]:
-    path = _index_path(access)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    except ValueError:
-        return {}
-    return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, str) and v.isalnum()}
+def _by_digest(access: SourceAccess, digest: str) -> Path:
+    return access.download_dir / "opus" / "by-sha256" / f"{digest}.zip"
 
 
 def cached_archive(spec: OpusSource, access: SourceAccess) -> Path | None:
-    digest = _read_index(access).get(archive_url(spec, access))
-    path = access.download_dir / "opus" / "by-sha256" / f"{digest}.zip" if digest else None
+    digest = spec.sha256
+    if digest is None:
+        index = _index_path(spec, access)
+        digest = index.read_text(encoding="ascii").strip() if index.is_file() else ""
+    path = _by_digest(access, digest) if re.fullmatch(r"[0-9a-f]{64}", digest or "") else None
     return path if path is not None and path.is_file() else None
 
 
 def fetch_archive(spec: OpusSource, access: SourceAccess, progress=None, http: HTTPClient | None = None) -> Path:
-    """The archive from the cache, downloaded there first when missing."""
+    """The archive from the cache, downloaded there first when missing (and checked against its
+    pinned sha256 when the YAML gives one)."""
     found = cached_archive(spec, access)
     if found is not None:
         return found
     url = archive_url(spec, access)
     folder = access.download_dir / "opus"
     try:
-        tmp = (http or HTTPClient()).download(url, folder / f"download-{spec.corpus}-{spec.pair}.zip",
+        tmp = (http or HTTPClient()).download(url, folder / f"download-{uuid.uuid4().hex}.zip",
                                               MAX_ARCHIVE_BYTES, None, progress)
     except HTTPFailure as err:
         raise _fetch_error(spec, url, err) from None
     digest = file_fingerprint(tmp)
-    final = folder / "by-sha256" / f"{digest}.zip"
+    if spec.sha256 and digest != spec.sha256:
+        tmp.unlink()
+        raise UserError(f"{url}: the archive's sha256 is {digest}, not the pinned {spec.sha256}; OPUS changed "
+                        "it: check the data and update `sha256` in the task YAML")
+    final = _by_digest(access, digest)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp.replace(final)
-    from stages.base import write_json_atomically
-
-    write_json_atomically(_index_path(access), {**_read_index(access), url: digest})
+    os.replace(tmp, final)  # same content, same name: a concurrent download of it is harmless
+    index = _index_path(spec, access)
+    index.parent.mkdir(parents=True, exist_ok=True)
+    part = index.with_name(f".{index.name}.{uuid.uuid4().hex[:8]}")
+    part.write_text(digest + "\n", encoding="ascii")
+    os.replace(part, index)
     return final
 
 
@@ -84,7 +93,7 @@ def check_opus(spec: OpusSource, access: SourceAccess, http: HTTPClient | None =
     """Probe the archive without downloading it (a cached archive needs no network)."""
     found = cached_archive(spec, access)
     if found is not None:
-        return {"files": 1, "bytes": found.stat().st_size, "cached": True}
+        return {"files": 1, "bytes": found.stat().st_size, "cached": True, "sha256": file_fingerprint(found)}
     url = archive_url(spec, access)
     try:
         size = (http or HTTPClient()).head(url)

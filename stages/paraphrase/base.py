@@ -22,7 +22,7 @@ class BackendContext:
     """What the build hands a backend; backends read nothing else from the environment except
     their API key variables, read once in `check_ready`."""
 
-    task_kind: str  # "mt" | "synthetic" | "sql" | "semparse"
+    task_kind: str  # "mt" | "synthetic" | "sql" | "semparse" (sources are `slots.encode_request`s)
     source_lang: str | None
     target_lang: str | None
     cache_dir: Path

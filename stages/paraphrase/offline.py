@@ -10,6 +10,7 @@ import numpy as np
 
 from schemas.errors import UserError
 from stages.paraphrase.base import ParaphraseBackend, ParaphraseOutput, register
+from stages.paraphrase.slots import parse_request
 from stages.text import normalize_text
 
 
@@ -29,7 +30,7 @@ class NoParaphrases(ParaphraseBackend):
 @register
 class FileParaphrases(ParaphraseBackend):
     """Precomputed paraphrases: JSONL lines `{"source": ..., "paraphrases": [...]}`, matched on the
-    normalised source."""
+    normalised source (for semantic parsing, the utterance)."""
 
     name = "file"
 
@@ -69,6 +70,8 @@ class FileParaphrases(ParaphraseBackend):
         table = self._read()
         out = ParaphraseOutput(paraphrases=[])
         for source in sources:
+            if self.context.task_kind == "semparse":  # a request: the file is keyed by its utterance
+                source = parse_request(source)[0]
             found = table.get(normalize_text(source), [])[:n]
             if not found:
                 out.failures["not in file"] += 1

@@ -17,6 +17,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from stages.paraphrase.slots import missing_slot_values, parse_request
 from stages.text import normalize_text
 
 QUALITY_VERSION = 1  # bump when a change here alters which paraphrases are kept
@@ -48,6 +49,7 @@ _ASCII_LETTER = re.compile(r"[A-Za-z]")
 _ASCII_NON_LETTERS_TO_SPACE = bytes(c if 97 <= c <= 122 else 32 for c in range(256))
 _SQL_STRING = re.compile(r"'(?:[^']|'')*'")
 _SQL_NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?![\w.])")
+SLOT_VALUE_MISSING = "slot value missing"
 
 
 _WORD_LANGS: dict[str, tuple[str, ...]] = {}
@@ -167,7 +169,14 @@ def _first_reason(source: tuple[str, str | None, str], candidate: str, seen: set
 def verdicts(source: str, candidates: Sequence[str], prompt: str = "mt") -> list[str | None]:
     """The checks that need no embedding: a drop reason (or None: keep) per candidate. A pure
     function of its arguments and QUALITY_VERSION, so backends store it next to a cached answer
-    and a cached rerun need not judge 250k paraphrases again."""
+    and a cached rerun need not judge 250k paraphrases again. A semantic-parsing source is a
+    request (`slots.encode_request`): its paraphrases are plain utterances that must also keep
+    every slot value of the gold logical form."""
+    if prompt == "semparse":
+        utterance, keep = parse_request(source)
+        reasons = verdicts(utterance, candidates, "mt")
+        return [reason or (SLOT_VALUE_MISSING if missing_slot_values(utterance, candidate, keep) else None)
+                for reason, candidate in zip(reasons, candidates)]
     source_text, source_sql = _view(source, prompt)
     source_view = (source_text, source_sql, _comparable(source_text)[0] + "\x00" + _squash(source_sql))
     seen: set[str] = set()
@@ -207,7 +216,7 @@ def _cosine_band(sources: Sequence[str], survivors: list[list[str]], prompt: str
     texts = []
     for source, kept in zip(sources, survivors):
         if kept:
-            texts.append(_view(source, prompt)[0])
+            texts.append(parse_request(source)[0] if prompt == "semparse" else _view(source, prompt)[0])
             texts.extend(_view(k, prompt)[0] for k in kept)
     if not texts:
         return survivors

@@ -15,11 +15,16 @@ from schemas.errors import UserError
 from schemas.rows import PARAPHRASE_SCHEMA
 from stages.base import Artifacts, Stage, StageStats
 from stages.paraphrase.base import ParaphraseBackend
+from stages.paraphrase.quality import SLOT_VALUE_MISSING
+from stages.paraphrase.slots import encode_request, missing_slot_values, parse_request
 from stages.plan import KINDS
 from stages.text import normalize_text
 
 
 def sources_to_paraphrase(inputs: dict[str, Artifacts], task_kind: str = "mt") -> list[str]:
+    """The pool sources that drew `paraphrase` and every test source, distinct and sorted; for an
+    SQL task, those pairs as JSON items (`stages.paraphrase.sql`), since a paraphrase there changes
+    the query too."""
     if task_kind == "sql":
         from stages.paraphrase.sql import sql_items
 
@@ -29,6 +34,32 @@ def sources_to_paraphrase(inputs: dict[str, Artifacts], task_kind: str = "mt") -
     wanted = [pool_sources[i] for i in np.flatnonzero(kinds == KINDS.index("paraphrase"))]
     wanted += inputs["ingest"]["tests"].column("source").to_pylist()
     return sorted(set(wanted))
+
+
+def backend_requests(inputs: dict[str, Artifacts], sources: list[str], task_kind: str) -> list[str]:
+    """What the backend is asked about each source: the source itself, or for semantic parsing a
+    request that also names the slot values every paraphrase must keep (of each logical form the
+    utterance has in the pool or a test set), so the paraphrase still carries the gold label."""
+    if task_kind != "semparse":
+        return sources
+    forms: dict[str, set[str]] = {source: set() for source in sources}
+    for table in (inputs["ingest"]["pool"], inputs["ingest"]["tests"]):
+        for source, target in zip(table.column("source").to_pylist(), table.column("target").to_pylist()):
+            if source in forms:
+                forms[source].add(target)
+    return [encode_request(source, sorted(forms[source])) for source in sources]
+
+
+def keep_slot_values(requests: list[str], kept: list[list[str]], stats: StageStats) -> list[list[str]]:
+    """Whatever the backend (a file of paraphrases included), drop every paraphrase that lost a slot
+    value of its utterance's logical form; LLM backends already drop them in their quality filter."""
+    out = []
+    for request, found in zip(requests, kept):
+        utterance, keep = parse_request(request)
+        good = [p for p in found if not missing_slot_values(utterance, p, keep)]
+        stats.drop(SLOT_VALUE_MISSING, len(found) - len(good))
+        out.append(good)
+    return out
 
 
 class Paraphrase(Stage):
@@ -45,15 +76,18 @@ class Paraphrase(Stage):
     def params(self) -> dict[str, Any]:
         # the embedder decides the cosine-band quality filter, so it keys this stage too
         params = {"backend": self.identity, "n": self.n, "embedder": self.embedder_identity}
-        if self.task_kind == "sql":
+        if self.task_kind == "semparse":  # requests name slot values, and the slot check runs
+            params["slot_check"] = 1
+        if self.task_kind == "sql":  # every paraphrase is validated on its database
             params["sql_validation"] = self.sql_validator.identity()
         return params
 
     def run(self, inputs: dict[str, Artifacts], stats: StageStats) -> Artifacts:
         sources = sources_to_paraphrase(inputs, self.task_kind)
+        requests = backend_requests(inputs, sources, self.task_kind)
         backend = self.backend_factory()
         backend.check_ready()
-        output = backend.paraphrase(sources, self.n)
+        output = backend.paraphrase(requests, self.n)
         if output.counters.get("budget_exhausted"):
             done = sum(1 for p in output.paraphrases if p)
             raise UserError(f"paraphrase budget reached after {done} of {len(sources)} sources; everything done "
@@ -72,19 +106,22 @@ class Paraphrase(Stage):
 
             table = validated_table(sources, output.paraphrases, self.sql_validator, stats)
         else:
-            table = self._kept_table(sources, output.paraphrases, stats)
+            kept = _distinct_new(sources, output.paraphrases, stats)
+            if self.task_kind == "semparse":
+                kept = keep_slot_values(requests, kept, stats)
+            table = pa.Table.from_pydict({"source": sources, "paraphrases": kept}, schema=PARAPHRASE_SCHEMA)
         stats.rows_out = sum(1 for found in table.column("paraphrases").to_pylist() if found)
         stats.counters["sources_without_paraphrase"] = len(sources) - stats.rows_out
         return Artifacts(paraphrases=table)
 
-    @staticmethod
-    def _kept_table(sources: list[str], paraphrases: list[list[str]], stats: StageStats) -> pa.Table:
-        """Paraphrases that keep their source's label: distinct, and not the source again."""
-        kept: list[list[str]] = []
-        for source, found in zip(sources, paraphrases):
-            key = normalize_text(source)
-            unique = list(dict.fromkeys(p for p in found if p.strip()))
-            same = [p for p in unique if normalize_text(p) == key]
-            stats.drop("identical to source", len(same))
-            kept.append([p for p in unique if normalize_text(p) != key])
-        return pa.Table.from_pydict({"source": sources, "paraphrases": kept}, schema=PARAPHRASE_SCHEMA)
+
+def _distinct_new(sources: list[str], paraphrases: list[list[str]], stats: StageStats) -> list[list[str]]:
+    """Paraphrases that keep their source's label: distinct, and not the source again."""
+    kept: list[list[str]] = []
+    for source, found in zip(sources, paraphrases):
+        key = normalize_text(source)
+        unique = list(dict.fromkeys(p for p in found if p.strip()))
+        same = [p for p in unique if normalize_text(p) == key]
+        stats.drop("identical to source", len(same))
+        kept.append([p for p in unique if normalize_text(p) != key])
+    return kept

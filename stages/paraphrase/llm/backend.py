@@ -22,9 +22,11 @@ from stages.paraphrase.llm.options import parse_options
 from stages.paraphrase.llm.pricing import (CHARS_PER_TOKEN, PRICES_AS_OF, estimate_output_tokens, estimate_tokens,
                                            price_for)
 from stages.paraphrase.llm.prompts import load_template, parse_sql_source
+from stages.paraphrase.slots import parse_request
 from stages.paraphrase.quality import QUALITY_VERSION, filter_paraphrases, verdicts
 
 FILTERED = "all paraphrases filtered"
+DEFAULT_PROMPTS = {"sql": "sql", "semparse": "semparse"}  # task kind -> prompt; every other kind: mt
 _PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
 _SECRET_PATTERNS = (re.compile(r"(?i)(bearer\s+)[^\s'\"]+"), re.compile(r"(?i)(key=)[^&\s'\"]+"),
                     re.compile(r"(?i)(api[-_]?key['\"]?\s*[:=]\s*['\"]?)[^\s'\",}]+"))
@@ -37,7 +39,7 @@ class LLMBackend(ParaphraseBackend):
     def __init__(self, options: dict[str, Any], context: BackendContext):
         super().__init__(options, context)
         self.opts = parse_options(self.name, self.options)
-        self.template = load_template(self.opts.prompt or ("sql" if context.task_kind == "sql" else "mt"))
+        self.template = load_template(self.opts.prompt or DEFAULT_PROMPTS.get(context.task_kind, "mt"))
         self._secret: str | None = None
         self._ready = False
 
@@ -113,9 +115,10 @@ class LLMBackend(ParaphraseBackend):
 
     def _check_sources(self, sources: list[str]) -> None:
         """Refuse malformed inputs before the first request rather than inside a worker."""
-        if self.template.name == "sql":
+        check = {"sql": parse_sql_source, "semparse": parse_request}.get(self.template.name)
+        if check is not None:
             for source in dict.fromkeys(sources):
-                parse_sql_source(source)
+                check(source)
 
     def _assemble(self, sources: list[str], keys: list[str], cached: dict[str, dict], fetched: EngineResult,
                   n: int) -> ParaphraseOutput:

@@ -19,7 +19,7 @@ class LLMOptions(BaseModel):
     model: str | None = None
     base_url: str | None = None
     api_key_env: str | None = None  # read the key from this variable instead of the default ones
-    prompt: Literal["mt", "sql"] | None = None  # default: from the task kind
+    prompt: Literal["mt", "sql", "semparse"] | None = None  # default: from the task kind
     concurrency: int = 8
     rpm: float | None = None
     tpm: float | None = None

@@ -9,13 +9,16 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ValidationError, field_validator
 
 from schemas.errors import UserError
+from stages.paraphrase.slots import parse_request
 
 PROMPT_DIR = Path(__file__).resolve().parents[1] / "prompts"
-PROMPT_FILES = {"mt": "mt_paraphrase_v1.txt", "sql": "sql_paraphrase_v1.txt"}
+PROMPT_FILES = {"mt": "mt_paraphrase_v1.txt", "sql": "sql_paraphrase_v1.txt",
+                "semparse": "semparse_paraphrase_v1.txt"}
 
 
 class _Item(BaseModel):
@@ -50,7 +53,7 @@ class SQLAnswer(BaseModel):
 
 @dataclass(frozen=True)
 class PromptTemplate:
-    name: str  # "mt" | "sql"
+    name: str  # "mt" | "sql" | "semparse"
     text: str
 
     @property
@@ -67,9 +70,12 @@ class PromptTemplate:
         inputs = json.dumps(rows, ensure_ascii=False)
         return self.text.replace("{n}", str(n)).replace("{inputs}", inputs)
 
-    def _fields(self, source: str) -> dict[str, str]:
+    def _fields(self, source: str) -> dict[str, Any]:
         if self.name == "sql":
             return parse_sql_source(source)
+        if self.name == "semparse":
+            utterance, keep = parse_request(source)
+            return {"utterance": utterance, "keep": keep}
         return {"sentence": source}
 
 
