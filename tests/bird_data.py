@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tests.conftest_sql import write_database
+
 COUNTIES = ("Alameda", "Fresno", "Kern", "Marin", "Napa", "Sonoma")
 CITIES = ("Oakland", "Berkeley", "Clovis", "Bakersfield", "Novato", "Petaluma")
 SUBJECTS = ("math", "reading", "science", "history")
@@ -24,8 +26,6 @@ KINDS = ("High", "Elementary", "Middle", "Academy", "Prep", "Charter")
 
 
 def make_school_db(db_dir: Path, db_id: str, seed: int) -> Path:
-    path = Path(db_dir) / db_id / f"{db_id}.sqlite"
-    path.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     names = [f"{a} {b}" for a in FIRST for b in KINDS]
     schools = [(i + 1, names[i], COUNTIES[i % 6], CITIES[(i // 2) % 6], int(rng.integers(150, 2500)), i % 3 == 0)
@@ -34,21 +34,14 @@ def make_school_db(db_dir: Path, db_id: str, seed: int) -> Path:
                 for i in range(150)]
     scores = [(s, year, subject, round(float(rng.uniform(40, 100)), 1))
               for s in range(1, 21) for year in (2019, 2020, 2021) for subject in SUBJECTS]
-    db = sqlite3.connect(path)
-    try:
-        db.executescript(
-            "CREATE TABLE schools (id INTEGER PRIMARY KEY, name TEXT, county TEXT, city TEXT, enrollment INTEGER,"
-            " charter INTEGER);"
-            "CREATE TABLE teachers (id INTEGER PRIMARY KEY, school_id INTEGER REFERENCES schools(id), name TEXT,"
-            " subject TEXT, years INTEGER);"
-            "CREATE TABLE scores (school_id INTEGER REFERENCES schools(id), year INTEGER, subject TEXT,"
-            " average REAL);")
-        for table, rows in (("schools", schools), ("teachers", teachers), ("scores", scores)):
-            db.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(rows[0]))})", rows)
-        db.commit()
-    finally:
-        db.close()
-    return path
+    return write_database(
+        db_dir, db_id,
+        "CREATE TABLE schools (id INTEGER PRIMARY KEY, name TEXT, county TEXT, city TEXT, enrollment INTEGER,"
+        " charter INTEGER);"
+        "CREATE TABLE teachers (id INTEGER PRIMARY KEY, school_id INTEGER REFERENCES schools(id), name TEXT,"
+        " subject TEXT, years INTEGER);"
+        "CREATE TABLE scores (school_id INTEGER REFERENCES schools(id), year INTEGER, subject TEXT,"
+        " average REAL);", {"schools": schools, "teachers": teachers, "scores": scores})
 
 
 TEMPLATES = (

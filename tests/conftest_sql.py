@@ -31,17 +31,23 @@ def _rows(seed: int) -> dict[str, list[tuple]]:
 
 def make_database(db_dir: Path, db_id: str = DB_ID, seed: int = 0) -> Path:
     """Write the database and return its path (`<db_dir>/<db_id>/<db_id>.sqlite`)."""
+    return write_database(
+        db_dir, db_id,
+        "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT, city TEXT, email TEXT);"
+        "CREATE TABLE products (id INTEGER PRIMARY KEY, name TEXT, category TEXT, price REAL);"
+        "CREATE TABLE orders (id INTEGER PRIMARY KEY, customer_id INTEGER REFERENCES "
+        "customers(id), product_id INTEGER REFERENCES products(id), quantity INTEGER, "
+        "order_date TEXT);", _rows(seed))
+
+
+def write_database(db_dir: Path, db_id: str, ddl: str, tables: dict[str, list[tuple]]) -> Path:
+    """`<db_dir>/<db_id>/<db_id>.sqlite` (BIRD's layout) made from a DDL script and rows per table."""
     path = Path(db_dir) / db_id / f"{db_id}.sqlite"
     path.parent.mkdir(parents=True, exist_ok=True)
     connection = sqlite3.connect(path)
     try:
-        connection.executescript(
-            "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT, city TEXT, email TEXT);"
-            "CREATE TABLE products (id INTEGER PRIMARY KEY, name TEXT, category TEXT, price REAL);"
-            "CREATE TABLE orders (id INTEGER PRIMARY KEY, customer_id INTEGER REFERENCES "
-            "customers(id), product_id INTEGER REFERENCES products(id), quantity INTEGER, "
-            "order_date TEXT);")
-        for table, rows in _rows(seed).items():
+        connection.executescript(ddl)
+        for table, rows in tables.items():
             marks = ", ".join("?" * len(rows[0]))
             connection.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)
         connection.commit()

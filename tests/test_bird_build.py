@@ -128,3 +128,19 @@ def test_without_db_dir_or_files_the_build_says_what_to_pass(tmp_path):
     code, _, err = run_pipeline("build", "--task", "bird", "--db-dir", str(files["train_dbs"]),
                                 "--out", str(tmp_path / "out"), *OFFLINE)
     assert code == 2 and "pass --train PATH and --test PATH" in err
+
+
+def test_the_built_eval_split_scores_gold_queries_as_all_correct(bird_build, tmp_path, capsys):
+    """The build's rows carry what evaluate.py needs: ids, db_id, the gold SQL, the metric."""
+    from trainer import evaluate
+
+    version, files, _ = bird_build
+    rows = datasets.load_from_disk(str(version / "eval"))
+    predictions = tmp_path / "gold.jsonl"
+    predictions.write_text("".join(json.dumps({"id": r["id"], "prediction": r["target"]}) + "\n" for r in rows))
+    report_path = tmp_path / "report.json"
+    code = evaluate.cli(["--data", str(version), "--predictions", str(predictions), "--db-dir",
+                         str(files["dev_dbs"]), "--output", str(report_path), "--resamples", "20"])
+    assert code == 0, capsys.readouterr().err
+    table = json.loads(report_path.read_text())["metrics"]["execution_accuracy"]["id"]
+    assert {db: s["mean"] for db, s in table["by_database"].items()} == {"district_b": 1.0}
