@@ -3,6 +3,7 @@ results per similarity bin and per database, gold results cached, one-line error
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 from pathlib import Path
 
@@ -135,3 +136,14 @@ def test_db_dir_is_required_by_execution_accuracy_and_only_by_it(sql_version, tm
     err = _one_error(evaluate.cli(["--data", str(align), "--predictions", predictions,
                                    "--db-dir", str(sql_version["dbs"])]), capsys)
     assert "--db-dir is for execution-accuracy tasks" in err
+
+
+def test_bench_runs_at_tiny_shape(capsys):
+    path = Path(__file__).resolve().parents[1] / "bench" / "bench_sql_exec.py"
+    spec = importlib.util.spec_from_file_location("bench_sql_exec", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    bench.main(["--items", "6", "--orders", "300", "--timeout", "0.05", "--slow-share", "0.3"])
+    out = capsys.readouterr().out
+    assert "scorer, 24 eval rows" in out and "queries/s" in out
+    assert "after the limit" in out and "progress handler every" in out

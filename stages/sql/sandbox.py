@@ -11,7 +11,8 @@ read-only connection. So every query also goes through these layers:
   SQLITE_RECURSIVE) and denies every other action: writes, schema changes, transactions,
   ATTACH/DETACH (VACUUM INTO attaches its target, so it is denied here too) and PRAGMA, including
   the pragma table-valued functions;
-- the attached-databases limit is 0, so no ATTACH can succeed whatever the authorizer says;
+- the attached-databases limit is 0, so no ATTACH can succeed whatever the authorizer says
+  (Python 3.10's sqlite3 cannot set limits: there the authorizer alone refuses ATTACH);
 - a progress handler, called every few thousand virtual-machine steps, aborts the query once its
   time limit has passed (fetching included), so no query is left running;
 - at most `max_rows` rows are fetched, and no single string or blob may exceed 100 MB.
@@ -33,6 +34,7 @@ from stages.sql.statements import leading_keyword, split_statements
 QUERY_KEYWORDS = ("SELECT", "WITH", "VALUES")
 PROGRESS_STEPS = 5_000  # virtual-machine steps between two looks at the clock
 MAX_VALUE_BYTES = 100_000_000
+CAN_SET_LIMITS = hasattr(sqlite3.Connection, "setlimit")  # Python >= 3.11
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 _ALLOWED_ACTIONS = frozenset({sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ,
                               sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE})
@@ -126,8 +128,9 @@ def _open_readonly(db_path: Path) -> sqlite3.Connection:
     try:
         connection.text_factory = _text
         connection.execute("PRAGMA query_only = ON")
-        connection.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
-        connection.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)
+        if CAN_SET_LIMITS:
+            connection.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
+            connection.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)
     except BaseException:
         connection.close()
         raise
