@@ -2,7 +2,9 @@
 
 The backend does the work (and, for paid APIs, its own per-request caching); this stage decides
 what to ask for, drops paraphrases that merely repeat their source, and refuses to mark itself done
-when a budget stopped the backend part-way, so a rerun with a higher budget resumes.
+when a budget stopped the backend part-way, so a rerun with a higher budget resumes. On an SQL
+task it asks about question/SQL pairs and keeps only paraphrases that pass the SQL validation,
+each with its own query (`stages.paraphrase.sql`).
 """
 from __future__ import annotations
 
