@@ -144,3 +144,31 @@ def test_the_built_eval_split_scores_gold_queries_as_all_correct(bird_build, tmp
     assert code == 0, capsys.readouterr().err
     table = json.loads(report_path.read_text())["metrics"]["execution_accuracy"]["id"]
     assert {db: s["mean"] for db, s in table["by_database"].items()} == {"district_b": 1.0}
+
+
+def test_evaluate_scores_a_tiny_model_on_the_bird_build(bird_build, tmp_path):
+    """A model's generations run through the sandbox too: every row gets a 0/1 execution score."""
+    import sys
+
+    import torch
+
+    from trainer import evaluate
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import conftest_trainer as fixtures
+
+    version, files, _ = bird_build
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        model = fixtures.write_tiny_model(tmp_path / "model", fixtures.corpus_texts(version))
+        output = tmp_path / "eval.json"
+        assert evaluate.cli(["--data", str(version), "--model", str(model), "--db-dir", str(files["dev_dbs"]),
+                             "--output", str(output), "--limit", "2", "--max-new-tokens", "8",
+                             "--resamples", "20"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    report = json.loads(output.read_text())
+    assert report["primary_metric"] == "execution_accuracy" and report["items"] == 2
+    records = [json.loads(line) for line in output.with_name("eval.predictions.jsonl").read_text().splitlines()]
+    assert records and all(r["execution_accuracy"] in (0.0, 1.0) and r["db_id"] for r in records)

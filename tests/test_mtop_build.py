@@ -140,3 +140,18 @@ def test_evaluate_scores_a_tiny_model_on_the_build(mtop_build, tmp_path):
     for record in records:
         expected = float(bool(record["prediction"].split()) and record["prediction"].split() == record["target"].split())
         assert record["exact_match"] == expected
+
+
+def test_a_predictions_file_is_scored_by_exact_match(mtop_build, tmp_path, capsys):
+    from trainer import evaluate
+
+    rows = datasets.load_from_disk(str(mtop_build / "eval"))
+    predictions = tmp_path / "predictions.jsonl"
+    predictions.write_text("".join(json.dumps({"id": r["id"], "prediction": "  " + r["target"].replace(" ", "  ")},
+                                              ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    output = tmp_path / "report.json"
+    code = evaluate.cli(["--data", str(mtop_build), "--predictions", str(predictions), "--output", str(output),
+                         "--resamples", "20"])
+    assert code == 0, capsys.readouterr().err
+    table = json.loads(output.read_text())["metrics"]["exact_match"]["id"]
+    assert all(s["mean"] == 1.0 for s in table["by_bin"].values() if s["rows"])
