@@ -253,7 +253,16 @@ class SentenceTransformerEmbedder:
 
             if not torch.cuda.is_available():
                 raise UserError(f"device {self.device!r}: no CUDA GPU is visible; use --device cpu")
-        model = SentenceTransformer(self.model_ref, device=self.device)
+        from transformers.utils import logging as hf_logging
+
+        bars_were_on = hf_logging.is_progress_bar_enabled()
+        if not self.progress:  # a "Loading weights" bar in a log file is noise
+            hf_logging.disable_progress_bar()
+        try:
+            model = SentenceTransformer(self.model_ref, device=self.device)
+        finally:
+            if bars_were_on:
+                hf_logging.enable_progress_bar()
         model.eval()
         if self.precision == "fp16":
             model.half()
