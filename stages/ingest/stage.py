@@ -19,6 +19,7 @@ from stages.base import Artifacts, Stage, StageStats
 from stages.ingest.access import SourceAccess
 from stages.ingest.readers import Invalid, RawRow
 from stages.ingest.sources import label, source_rows, split_source
+from stages.sql.literals import one_line
 from stages.text import clean_text, normalize_text, retrieval_view
 
 SPLITS = ("train", "test", "test_ood")
@@ -28,7 +29,7 @@ REJECT_SCHEMA = pa.schema([("file", pa.string()), ("line", pa.int64()), ("reason
 
 class Ingest(Stage):
     name = "ingest"
-    version = "4"  # 4: pairs carry db_id; SQL tasks read BIRD's fields
+    version = "5"  # 4: pairs carry db_id; SQL tasks read BIRD's fields; 5: gold SQL on one line
 
     def __init__(self, task: TaskConfig, seed: int, overrides: dict[str, str | None],
                  access: SourceAccess | None = None):
@@ -113,8 +114,8 @@ class Ingest(Stage):
 def _clean(rows: Iterable[RawRow], rejects: list[dict], stats: StageStats,
            sql: bool = False) -> list[tuple[str, str, str]]:
     """(source, target, db_id) of the usable rows. An SQL source was cleaned part by part when it
-    was rendered (its line break is meaningful) and an SQL query is only trimmed: folding white
-    space inside a string literal would change what the query matches."""
+    was rendered (its line break is meaningful) and an SQL query is put on one line with its
+    literals untouched (`stages.sql.literals.one_line`)."""
     seen: set[tuple[str, str, str]] = set()
     kept: list[tuple[str, str, str]] = []
     for row in rows:
@@ -125,7 +126,7 @@ def _clean(rows: Iterable[RawRow], rejects: list[dict], stats: StageStats,
             stats.drop(reason)
             continue
         if sql:
-            item = (str(row.source), str(row.target).strip(), str(row.db_id))
+            item = (str(row.source), one_line(str(row.target)), str(row.db_id))
         else:
             item = (clean_text(str(row.source)), clean_text(str(row.target)), "")
         if item in seen:

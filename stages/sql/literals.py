@@ -125,3 +125,44 @@ def substitute(sql: str, replacements: dict[tuple[int, int], str]) -> str:
     for (start, end), text in sorted(replacements.items(), reverse=True):
         sql = sql[:start] + text + sql[end:]
     return sql
+
+
+def one_line(sql: str) -> str:
+    """The query on one line: white space outside quoted tokens folded to single spaces and
+    comments dropped (a `--` comment would swallow the rest of a folded line). Models answer on
+    one line (generation stops at the first newline), so a gold query must be one line too, and
+    white space inside a literal is never touched: it changes what the query matches."""
+    out: list[str] = []
+    i, n, gap = 0, len(sql), False
+    while i < n:
+        ch = sql[i]
+        if ch in "'\"`[":
+            end = _quoted_end(sql, i)
+            out.append((" " if gap and out else "") + sql[i:end])
+            i, gap = end, False
+        elif sql.startswith("--", i):
+            newline = sql.find("\n", i)
+            i, gap = (n if newline < 0 else newline), True
+        elif sql.startswith("/*", i):
+            close = sql.find("*/", i + 2)
+            i, gap = (n if close < 0 else close + 2), True
+        elif ch.isspace():
+            i, gap = i + 1, True
+        else:
+            out.append((" " if gap and out else "") + ch)
+            i, gap = i + 1, False
+    return "".join(out)
+
+
+def _quoted_end(sql: str, start: int) -> int:
+    """Index just past the quoted token opening at `start` (doubled quotes escape; `[...]` as SQLite)."""
+    close = "]" if sql[start] == "[" else sql[start]
+    j = start + 1
+    while j < len(sql):
+        if sql[j] == close:
+            if close != "]" and sql.startswith(close * 2, j):
+                j += 2
+                continue
+            return j + 1
+        j += 1
+    return len(sql)
