@@ -145,12 +145,12 @@ def test_every_precondition_is_reported_at_once(tmp_path, monkeypatch):
 
 def test_repo_file_names_that_would_leave_the_cache_are_refused(fake_hub, tmp_path):
     from schemas.errors import UserError
-    from stages.ingest.hub import _safe_name
+    from stages.ingest.hub import safe_name
 
     for name in ("../evil.parquet", "/etc/passwd", "a/../../b.parquet", "a\\b.parquet"):
         with pytest.raises(UserError, match="not a plain relative path"):
-            _safe_name(name)
-    assert _safe_name("de-en/train-00000-of-00002.parquet") == "de-en/train-00000-of-00002.parquet"
+            safe_name(name)
+    assert safe_name("de-en/train-00000-of-00002.parquet") == "de-en/train-00000-of-00002.parquet"
 
 
 def test_built_in_source_names_follow_each_source_s_naming_rule():

@@ -1,4 +1,4 @@
-"""Hub datasets read straight from their Parquet files at a pinned commit.
+"""Hub datasets: a repo's metadata, its config/split -> data file resolution, and downloads.
 
 Why not `datasets.load_dataset`: since `datasets` 4.0 it refuses loading-script repos, its errors
 for gated repos and unknown configs are hard to act on, and it reads its endpoint from the
@@ -11,18 +11,14 @@ from __future__ import annotations
 
 import fnmatch
 import functools
-import json
 import re
 from pathlib import Path, PurePosixPath
-from typing import Iterator
 from urllib.parse import quote
 
 from schemas.config import HubSource
 from schemas.errors import UserError
 from stages.ingest.http import HTTPClient, HTTPFailure
-from stages.ingest.readers import RawRow
 from stages.ingest.access import SourceAccess
-from stages.ingest.datafiles import read_columns
 
 SHA = re.compile(r"^[0-9a-f]{40}$")
 DATA_SUFFIXES = (".parquet", ".jsonl")
@@ -78,7 +74,7 @@ class HubRepo:
         return self.info["sha"]
 
     def files(self) -> dict[str, int | None]:
-        """Repo file name -> size; names are untrusted and only used after `_safe_name`."""
+        """Repo file name -> size; names are untrusted and only used after `safe_name`."""
         out = {}
         for sibling in self.info.get("siblings") or []:
             if isinstance(sibling, dict) and isinstance(sibling.get("rfilename"), str):
@@ -149,7 +145,7 @@ class HubRepo:
     # ----- access and downloads -----
     def file_url(self, name: str) -> str:
         return (f"{self.access.hub_endpoint.rstrip('/')}/datasets/{self.spec.path}/resolve/"
-                f"{self.commit}/{quote(_safe_name(name))}")
+                f"{self.commit}/{quote(safe_name(name))}")
 
     def check_access(self, name: str) -> int | None:
         """HEAD one data file: the gating check that downloads nothing. Returns its size."""
@@ -168,7 +164,7 @@ class HubRepo:
 
     def local_file(self, name: str, progress=None) -> Path:
         """The file from the source cache, downloaded there first if missing."""
-        target = self.access.download_dir / "hub" / self.spec.path.replace("/", "__") / self.commit / _safe_name(name)
+        target = self.access.download_dir / "hub" / self.spec.path.replace("/", "__") / self.commit / safe_name(name)
         if target.is_file():
             return target
         self.check_access(name)
@@ -203,104 +199,9 @@ def default_split_patterns(prefix: str, split: str) -> list[str]:
             f"{prefix}{split}/*"]
 
 
-def _safe_name(name: str) -> str:
+def safe_name(name: str) -> str:
     """A repo file name as a relative path that cannot leave the cache folder."""
     parts = PurePosixPath(name).parts
     if not parts or name.startswith("/") or any(p in ("..", ".", "") or "\\" in p for p in parts):
         raise UserError(f"refusing the repo file name {name!r}: not a plain relative path")
     return "/".join(parts)
-
-
-def resolve_manifest_path(access: SourceAccess, spec: HubSource) -> Path:
-    """Where the files one source (repo, revision, configs, split) resolved to are recorded: one
-    record per source, since tasks share repos and commits but not configs."""
-    from stages.base import fingerprint
-
-    key = fingerprint(spec.name, spec.source and spec.source.name, spec.target and spec.target.name, spec.split)[:16]
-    return access.download_dir / "hub" / spec.path.replace("/", "__") / f"{spec.revision}.{key}.resolved.json"
-
-
-def hub_rows(spec: HubSource, access: SourceAccess, progress=None) -> Iterator[RawRow]:
-    """Rows of a Hub source: one config with two fields, or two configs joined by sentence id."""
-    config = f"{spec.source.name}+{spec.target.name}" if spec.source and spec.target else spec.name or "default"
-    name = f"hub:{spec.path}/{config}/{spec.split}"
-    for index, (source, target) in enumerate(_pairs(spec, access, progress), start=1):
-        yield RawRow(name, index, source, target)
-
-
-def _pairs(spec: HubSource, access: SourceAccess, progress) -> list[tuple[object, object]]:
-    files = resolved_files(spec, access, progress)
-    if spec.source is not None and spec.target is not None:
-        sources = _concat(files["source"], [spec.source.field], ("id",))
-        targets = _concat(files["target"], [spec.target.field], ("id",))
-        if sources["id"] != targets["id"]:
-            raise UserError(f"{spec.path}: configs {spec.source.name!r} and {spec.target.name!r} do not hold the "
-                            f"same sentence ids in {spec.split!r} (rows {len(sources['id'])} and "
-                            f"{len(targets['id'])}); they cannot be paired")
-        return list(zip(sources[spec.source.field], targets[spec.target.field]))
-    columns = _concat(files["pair"], [spec.source_field or "", spec.target_field or ""])
-    return list(zip(columns[spec.source_field], columns[spec.target_field]))
-
-
-def _concat(paths: list[Path], fields: list[str], optional: tuple[str, ...] = ()) -> dict[str, list]:
-    out: dict[str, list] = {f: [] for f in (*fields, *optional)}
-    for path in paths:
-        for field, values in read_columns(path, fields, optional).items():
-            out[field].extend(values)
-    return out
-
-
-def _cached_files(spec: HubSource, access: SourceAccess) -> dict[str, list[Path]] | None:
-    """The local copies of a pinned source fetched before, when all of them are still there."""
-    if not (spec.revision and SHA.match(spec.revision)):
-        return None
-    record = resolve_manifest_path(access, spec)
-    try:
-        recorded = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else None
-    except ValueError:
-        return None
-    if not isinstance(recorded, dict):
-        return None
-    folder = record.parent / spec.revision
-    cached = {side: [folder / _safe_name(n) for n in names] for side, names in recorded.items()}
-    return cached if all(p.is_file() for paths in cached.values() for p in paths) else None
-
-
-def resolved_files(spec: HubSource, access: SourceAccess, progress=None) -> dict[str, list[Path]]:
-    """Local copies of every file the source needs. Offline, a pinned source whose files were
-    fetched before (`pipeline sources --download`) is served from the cache alone."""
-    cached = _cached_files(spec, access)
-    if cached is not None:
-        return cached
-    repo = HubRepo(spec, access)
-    sides = {"source": spec.source.name, "target": spec.target.name} if spec.source and spec.target \
-        else {"pair": spec.name}
-    names = {side: repo.data_files(config, spec.split) for side, config in sides.items()}
-    out = {side: [repo.local_file(n, progress) for n in files] for side, files in names.items()}
-    if spec.revision and repo.commit == spec.revision:
-        from stages.base import write_json_atomically
-
-        write_json_atomically(resolve_manifest_path(access, spec),
-                              {side: [_safe_name(n) for n in files] for side, files in names.items()})
-    return out
-
-
-def check_hub(spec: HubSource, access: SourceAccess, require_pin: bool = False) -> dict:
-    """Probe without downloading data: config and split exist, access granted, revision pinned
-    (an error with `require_pin`, else reported as `pinned: False`). A pinned source fetched
-    before (`pipeline sources --download`) needs no network."""
-    pinned = bool(spec.revision and SHA.match(spec.revision))
-    cached = _cached_files(spec, access)
-    if cached is not None:
-        paths = [p for side in cached.values() for p in side]
-        return {"files": len(paths), "bytes": sum(p.stat().st_size for p in paths), "pinned": True, "cached": True}
-    repo = HubRepo(spec, access)
-    if require_pin and not pinned:
-        raise UserError(f"{spec.path}: revision not pinned; set `revision: {repo.commit}` (the newest commit "
-                        "of main) in the task YAML")
-    sides = [spec.source.name, spec.target.name] if spec.source and spec.target else [spec.name]
-    files = [f for config in sides for f in repo.data_files(config, spec.split)]
-    sizes = repo.files()
-    repo.check_access(files[0])
-    return {"files": len(files), "bytes": sum(sizes.get(f) or 0 for f in files), "pinned": pinned,
-            "licence": (repo.info.get("cardData") or {}).get("license")}

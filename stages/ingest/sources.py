@@ -62,7 +62,7 @@ def check_source(spec: SourceSpec, split: str, access: SourceAccess, require_pin
                             "(or in the task YAML)")
         return {"files": 1, "bytes": path.stat().st_size}
     if spec.hub:
-        from stages.ingest.hub import check_hub
+        from stages.ingest.hub_source import check_hub
 
         return check_hub(spec.hub, access, require_pin)
     if spec.opus:
@@ -76,7 +76,7 @@ def source_rows(spec: SourceSpec, access: SourceAccess, progress=None) -> Iterat
     if spec.path:
         return read_local(Path(spec.path), spec.source_column, spec.target_column)
     if spec.hub:
-        from stages.ingest.hub import hub_rows
+        from stages.ingest.hub_source import hub_rows
 
         return hub_rows(spec.hub, access, progress)
     if spec.opus:
