@@ -47,8 +47,7 @@ def shard_count(num_bytes: int, max_bytes: int = MAX_SHARD_BYTES) -> int:
 
 def write_shards(dataset, folder: Path, split: str, max_bytes: int = MAX_SHARD_BYTES) -> int:
     """The rows in order as `<split>-0000i-of-0000n.parquet`; the Arrow schema carries the
-    datasets features, so nested columns (`examples`) read back with their types. An empty
-    split still gets one (empty) file, so its config resolves."""
+    datasets features, so nested columns (`examples`) read back with their types."""
     import pyarrow.parquet as pq
 
     table = dataset.data.table
@@ -58,7 +57,8 @@ def write_shards(dataset, folder: Path, split: str, max_bytes: int = MAX_SHARD_B
     folder.mkdir(parents=True, exist_ok=True)
     for index in range(shards):
         part = table.slice(index * per_shard, per_shard).cast(schema)
-        pq.write_table(part, folder / f"{split}-{index:05d}-of-{shards:05d}.parquet")
+        path = folder / f"{split}-{index:05d}-of-{shards:05d}.parquet"
+        pq.write_table(part, path)
     return shards
 
 
@@ -79,15 +79,19 @@ def write_export(folder: Path, target: Path, license_override: str | None, repo_
     from pipeline.hub_card import CONFIG_SPLIT, hub_card
     from pipeline.store import SPLIT_FOLDERS, load_split, without_machine_paths
 
+    log = log or (lambda line: None)
     manifest = without_machine_paths(read_manifest(folder))
     infos, tables = {}, {}
     for name, config in SPLIT_FOLDERS.items():
         dataset = load_split(folder / config)
+        tables[name] = dataset.data.table
+        if not len(dataset):  # `load_dataset` cannot open a split of 0 rows: no config for it
+            log(f"skipped {config}: 0 rows (see the card's warnings)")
+            continue
         split = CONFIG_SPLIT[config]
         shards = write_shards(dataset, target / "data" / config, split)
-        if log:
-            log(f"exported {config}: {len(dataset)} rows in {shards} Parquet shard(s)")
-        infos[config], tables[name] = split_info(config, split, dataset), dataset.data.table
+        log(f"exported {config}: {len(dataset)} rows in {shards} Parquet shard(s)")
+        infos[config] = split_info(config, split, dataset)
     body = dataset_card(manifest, tables, "Load a split with `datasets.load_dataset(<repository>, <config>)` "
                                           "(see Loading).")
     card = hub_card(manifest, body, infos, license_override, repo_id)

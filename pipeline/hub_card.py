@@ -94,14 +94,15 @@ def size_category(rows: int) -> str:
     return next((name for bound, name in SIZE_BOUNDS if rows < bound), "n>10M")
 
 
-def loading_section(repo_id: str | None, version: str) -> list[str]:
-    """How to load each config, with the version pinned as a revision."""
+def loading_section(repo_id: str | None, version: str, configs: list[str]) -> list[str]:
+    """How to load each config, with the version pinned as a revision; an empty split has none."""
     repo = repo_id or "OWNER/REPO"
     lines = ["## Loading", "", "Each split of the build is a config of this repository; the version is a revision tag.", "",
              "```python", "from datasets import load_dataset", ""]
     lines += [f'{config.replace("-", "_")} = load_dataset("{repo}", "{config}", split="{split}", '
-              f'revision="{version}")' for config, split in CONFIG_SPLIT.items()]
-    return lines + ["```", ""]
+              f'revision="{version}")' for config, split in CONFIG_SPLIT.items() if config in configs]
+    empty = [config for config in CONFIG_SPLIT if config not in configs]
+    return lines + ["```", ""] + ([f"Empty in this build, so not configs: {', '.join(empty)}.", ""] if empty else [])
 
 
 def licence_section(manifest: dict[str, Any], licences: list[str]) -> list[str]:
@@ -122,7 +123,7 @@ def card_metadata(manifest: dict[str, Any], infos: dict[str, Any], licences: lis
     categories = ["translation", "text-generation"] if task.get("kind") == "mt" else ["text-generation"]
     rows = sum(split.num_examples for info in infos.values() for split in info.splits.values())
     configs = [{"config_name": config, "data_files": [{"split": split, "path": f"data/{config}/*.parquet"}]}
-               for config, split in CONFIG_SPLIT.items()]
+               for config, split in CONFIG_SPLIT.items() if config in infos]
     data = DatasetCardData(license=licences, language=languages(task), task_categories=categories,
                            tags=["ictrain", "in-context-learning", task.get("kind", "")],
                            source_datasets=source_datasets(manifest), size_categories=[size_category(rows)],
@@ -138,6 +139,6 @@ def hub_card(manifest: dict[str, Any], body: str, infos: dict[str, Any], license
     """The README.md of an export: YAML front matter, then loading, licence and the build card."""
     licences = card_license(manifest, license_override)
     data = card_metadata(manifest, infos, licences)
-    extra = loading_section(repo_id, manifest["version"]) + licence_section(manifest, licences)
+    extra = loading_section(repo_id, manifest["version"], list(infos)) + licence_section(manifest, licences)
     title, rest = body.split("\n", 1)
     return f"---\n{data.to_yaml()}\n---\n\n{title}\n\n" + "\n".join(extra) + rest

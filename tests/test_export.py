@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.export import KEY_LIKE
+from schemas.errors import UserError
 from pipeline.store import SPLIT_FOLDERS, load_split
 from tests.conftest import build_local_mt, run_pipeline
 
@@ -30,9 +31,13 @@ def mt_version(tmp_path_factory) -> Path:
 
 
 def assert_round_trip(version: Path, exported: Path, cache: Path) -> None:
+    assert_round_trip_of(version, exported, CONFIGS, cache)
+
+
+def assert_round_trip_of(version: Path, exported: Path, configs, cache: Path) -> None:
     import datasets
 
-    for config in CONFIGS:
+    for config in configs:
         loaded = datasets.load_dataset(str(exported), config, cache_dir=str(cache))
         (split,) = loaded.values()
         original = load_split(version / config)
@@ -148,3 +153,20 @@ def test_machine_paths_in_an_older_manifest_are_cut_to_file_names(align_synth_ve
     exported = export(copy, tmp_path / "hub")
     text = (exported / "manifest.json").read_text() + (exported / "README.md").read_text()
     assert "paraphrases.jsonl" in text and str(tmp_path) not in text
+
+
+def test_an_empty_split_gets_no_config_and_the_trainer_says_why(tmp_path):
+    from huggingface_hub import DatasetCard
+
+    from tests.conftest import build_small
+    from trainer.data import load_split as trainer_split, open_version
+
+    version = build_small(tmp_path / "runs", "--tau", "2")  # no target passes: train-similar is empty
+    exported = export(version, tmp_path / "hub")
+    card = DatasetCard.load(exported / "README.md")
+    names = [c["config_name"] for c in card.data.to_dict()["configs"]]
+    assert names == [c for c in CONFIGS if c != "train-similar"] and not (exported / "data/train-similar").exists()
+    assert "Empty in this build, so not configs: train-similar." in card.text
+    assert_round_trip_of(version, exported, names, tmp_path / "cache")
+    with pytest.raises(UserError, match="has 0 rows: the build's --tau 2"):
+        trainer_split(open_version(exported), "train-similar")
