@@ -77,7 +77,11 @@ def _tau_line(manifest: dict[str, Any]) -> str:
     return f"- similar-regime τ filter: {manifest['config']['tau']}{counts}"
 
 
-def dataset_card(manifest: dict[str, Any], tables: dict[str, pa.Table]) -> str:
+LOAD_FROM_DISK = ("Load any split with `datasets.load_from_disk(<this folder>/<split>)`.")
+
+
+def dataset_card(manifest: dict[str, Any], tables: dict[str, pa.Table], how_to_load: str = LOAD_FROM_DISK) -> str:
+    """The build card; `how_to_load` is the sentence that tells a reader how to open a split."""
     config = manifest["config"]
     task = config["task"]
     overridden = _overridden(manifest)
@@ -88,8 +92,7 @@ def dataset_card(manifest: dict[str, Any], tables: dict[str, pa.Table]) -> str:
     lines = [f"# IC-Train dataset: {manifest['task']} ({manifest['version']})", "",
              about, "",
              *([f"**Warning:** {w}" for w in warnings] + [""] if warnings else []),
-             "Built by ictrain's `pipeline build` with contrastive context sampling. Load any split with",
-             "`datasets.load_from_disk(<this folder>/<split>)`.", "",
+             "Built by ictrain's `pipeline build` with contrastive context sampling.", how_to_load, "",
              *inputs_section(manifest),
              "## How it was built", "",
              f"- k = {config['k']} examples per context, M = {config['m']} BM25 candidates for `near`, seed {config['seed']}",

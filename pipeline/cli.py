@@ -4,6 +4,7 @@
     pipeline build --task en-lt --train europarl.tsv --test flores.tsv --test-ood emea.tsv --paraphraser none
     pipeline versions --task align-synth --out runs
     pipeline show runs/align-synth/latest
+    pipeline export runs/en-lt/latest --out hub/en-lt
     pipeline publish runs/en-lt/latest --repo-id your-name/ictrain-en-lt
     pipeline prune --task align-synth --out runs --keep 3 --dry-run
 
@@ -140,6 +141,21 @@ def _build_parser(sub) -> None:
     _build_run_options(p)
 
 
+def _hub_parsers(sub) -> None:
+    ex = sub.add_parser("export", help="write a version folder as a Hub dataset repository (Parquet configs, card)")
+    pub = sub.add_parser("publish", help="export a version folder and commit it to a Hub dataset repository, "
+                                         "tagged with the version")
+    for p in (ex, pub):
+        p.add_argument("path", help="a version folder, e.g. runs/en-lt/latest")
+        p.add_argument("--license", help="Hub licence identifier for the card, e.g. cc-by-4.0 (default: from the "
+                                         "task's sources; generated tasks cc0-1.0)")
+    ex.add_argument("--out", required=True, help="folder to write the repository layout to, new or an earlier "
+                                                 "export (required)")
+    ex.add_argument("--repo-id", help="repository named in the card's loading examples (default OWNER/REPO)")
+    pub.add_argument("--repo-id", required=True, help="dataset repository, e.g. your-name/ictrain-en-lt (required)")
+    pub.add_argument("--private", action="store_true", help="create the repository private (default: public)")
+
+
 def _other_parsers(sub) -> None:
     v = sub.add_parser("versions", help="list the built versions of a task")
     _add_task_and_out(v)
@@ -153,10 +169,7 @@ def _other_parsers(sub) -> None:
                      "without downloading data; exit 1 on failure (default: off)")
     src.add_argument("--download", action="store_true",
                      help="fetch every source into the cache, for building later without network (default: off)")
-    pub = sub.add_parser("publish", help="upload a version folder to a Hub dataset repository")
-    pub.add_argument("path", help="a version folder, e.g. runs/en-lt/latest")
-    pub.add_argument("--repo-id", required=True, help="dataset repository, e.g. your-name/ictrain-en-lt (required)")
-    pub.add_argument("--private", action="store_true", help="create the repository private (default: public)")
+    _hub_parsers(sub)
     pr = sub.add_parser("prune", help="delete old versions of a task and the stage caches no version uses")
     _add_task_and_out(pr)
     _add_cache_dir(pr)
@@ -240,6 +253,22 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_hub(args: argparse.Namespace) -> int:
+    """`export` and `publish`: progress lines on standard error, the result on standard output."""
+    def log(line: str) -> None:
+        print(line, file=sys.stderr)
+
+    if args.command == "export":
+        from pipeline.export import export_version
+
+        print(export_version(Path(args.path), Path(args.out), args.license, args.repo_id, log))
+        return 0
+    from pipeline.publish import publish_version_folder
+
+    print(publish_version_folder(Path(args.path), args.repo_id, args.private, license_override=args.license, log=log))
+    return 0
+
+
 def run_command(args: argparse.Namespace) -> int:
     if args.command == "build":
         return cmd_build(args)
@@ -251,11 +280,8 @@ def run_command(args: argparse.Namespace) -> int:
         return inspect.cmd_show(Path(args.path))
     if args.command == "sources":
         return cmd_sources(args)
-    if args.command == "publish":
-        from pipeline.publish import publish_version_folder
-
-        print(publish_version_folder(Path(args.path), args.repo_id, args.private))
-        return 0
+    if args.command in ("export", "publish"):
+        return cmd_hub(args)
     if args.command == "prune":
         from pipeline.prune import cmd_prune
 

@@ -1,13 +1,14 @@
-"""`pipeline publish`: upload a built version folder to a Hugging Face Hub dataset repository.
+"""`pipeline publish`: a version folder, exported (Parquet configs and card), as one commit to a
+Hugging Face Hub dataset repository.
 
-The folder goes up as it is on disk (datasets, manifest, card, rejects) under `<task>/<version>/`,
-so several versions live side by side in one repository and a download is byte-identical to the
-build. The token comes from the Hub client's usual places (`HF_TOKEN` or `hf auth login`); without one,
-publish stops before it touches the network.
+`main` holds the latest published version and each version is a tag named after it, so a
+consumer pins one with `load_dataset(repo, config, revision=version)`. The token comes from the
+Hub client's usual places (`HF_TOKEN` or `hf auth login`); without one, publish stops before it
+touches the network.
 """
 from __future__ import annotations
 
-import json
+import tempfile
 from pathlib import Path
 
 from schemas.errors import UserError
@@ -36,25 +37,67 @@ def hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
-def publish_version_folder(folder: Path, repo_id: str, private: bool = False, api=None) -> str:
-    manifest_path = folder / "manifest.json"
-    if not manifest_path.exists():
-        raise UserError(f"{folder}: not a version folder (no manifest.json); give OUT/<task>/<version> or OUT/<task>/latest")
-    manifest = json.loads(manifest_path.read_text())
-    if api is None:
-        if not hub_token():
-            raise UserError(f"no Hugging Face token to publish to {repo_id}: set HF_TOKEN or run `hf auth login`")
-        if not hub_reachable():
-            raise UserError(f"cannot reach the Hub to publish to {repo_id}; check the network (or HF_ENDPOINT)")
-        from huggingface_hub import HfApi
+def default_api(repo_id: str):
+    """The real Hub client, once a token is there and the Hub answers (checked in that order)."""
+    if not hub_token():
+        raise UserError(f"no Hugging Face token to publish to {repo_id}: set HF_TOKEN or run `hf auth login`")
+    if not hub_reachable():
+        raise UserError(f"cannot reach the Hub to publish to {repo_id}; check the network (or HF_ENDPOINT)")
+    from huggingface_hub import HfApi
 
-        api = HfApi()
-    target = f"{manifest['task']}/{manifest['version']}"
+    return HfApi()
+
+
+def commit_operations(export: Path, existing: list[str]) -> list:
+    """Add every exported file; delete what `main` holds that the export does not (an earlier
+    version's extra shards), so `main` is exactly this version. `.gitattributes` is the Hub's own."""
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete
+
+    from pipeline.export import exported_files
+
+    files = exported_files(export)
+    stale = sorted(set(existing) - set(files) - {".gitattributes"})
+    return ([CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(export / name)) for name in files]
+            + [CommitOperationDelete(path_in_repo=name) for name in stale])
+
+
+def _commit_version(api, repo_id: str, folder: Path, manifest: dict, license_override: str | None, log) -> None:
+    from pipeline.export import export_version
+
+    version = manifest["version"]
+    with tempfile.TemporaryDirectory(prefix="ictrain-export-") as tmp:
+        export = export_version(folder, Path(tmp) / "export", license_override, repo_id, log)
+        existing = api.list_repo_files(repo_id, repo_type="dataset")
+        operations = commit_operations(export, existing)
+        log(f"uploading {len(operations)} file operation(s) to {repo_id} in one commit")
+        commit = api.create_commit(repo_id, operations, commit_message=f"ictrain {manifest['task']} {version}",
+                                   repo_type="dataset", revision="main")
+        api.create_tag(repo_id, tag=version, revision=commit.oid, repo_type="dataset",
+                       tag_message=f"ictrain {manifest['task']} {version}")
+
+
+def publish_version_folder(folder: Path, repo_id: str, private: bool = False, api=None,
+                           license_override: str | None = None, log=None) -> str:
+    """Export `folder` and commit it to `main` of `repo_id`, tagged with the version. A version
+    whose tag is already there is left alone: no new commit."""
+    from pipeline.export import read_manifest
+    from pipeline.hub_card import card_license
+
+    log = log or (lambda line: None)
+    manifest = read_manifest(Path(folder))
+    card_license(manifest, license_override)  # a bad --license fails before the network
+    api = api or default_api(repo_id)
+    version = manifest["version"]
     try:
         api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-        api.upload_folder(folder_path=str(folder.resolve()), repo_id=repo_id, repo_type="dataset",
-                          path_in_repo=target, commit_message=f"ictrain {target}")
+        tags = {ref.name for ref in api.list_repo_refs(repo_id, repo_type="dataset").tags}
+        if version in tags:
+            log(f"{repo_id} already has version {version} (tag {version}); nothing uploaded")
+            return f"{repo_id}@{version}"
+        _commit_version(api, repo_id, Path(folder), manifest, license_override, log)
+    except UserError:
+        raise
     except Exception as exc:  # auth, permissions, network: the client raises many types
         raise UserError(f"publishing to {repo_id} failed ({exc.__class__.__name__}); check that you are "
                         f"logged in (HF_TOKEN or `hf auth login`) with write access to that repository")
-    return f"{repo_id}/{target}"
+    return f"{repo_id}@{version}"

@@ -1,37 +1,92 @@
-"""`pipeline publish` uploads the version folder as it is, under <task>/<version>, and fails in one line."""
+"""`pipeline publish`: the export as one commit on `main`, tagged with the version; publishing a
+version already there commits nothing; failures are one line. A fake Hub client stands in for
+the network."""
+from types import SimpleNamespace
+
 import pytest
 
 from schemas.errors import UserError
 from pipeline.publish import publish_version_folder
-from tests.conftest import run_pipeline
+from tests.conftest import build_small, run_pipeline
 
 
-class RecordingApi:
+class FakeHub:
+    """Records what publish asks of the Hub and keeps a repository's files, commits and tags."""
+
     def __init__(self, fail: bool = False):
         self.calls, self.fail = [], fail
+        self.files, self.commits, self.tags = {".gitattributes"}, [], {}
 
     def create_repo(self, repo_id, **kwargs):
         self.calls.append(("create_repo", repo_id, kwargs))
 
-    def upload_folder(self, **kwargs):
+    def list_repo_refs(self, repo_id, repo_type=None):
+        return SimpleNamespace(tags=[SimpleNamespace(name=name, target_commit=oid) for name, oid in self.tags.items()])
+
+    def list_repo_files(self, repo_id, repo_type=None, revision=None):
+        return sorted(self.files)
+
+    def create_commit(self, repo_id, operations, commit_message, repo_type=None, revision=None):
         if self.fail:
             raise PermissionError("401")
-        self.calls.append(("upload_folder", kwargs))
+        assert repo_type == "dataset" and revision == "main"
+        for op in operations:
+            if type(op).__name__ == "CommitOperationAdd":
+                self.files.add(op.path_in_repo)
+            else:
+                self.files.discard(op.path_in_repo)
+        self.commits.append((commit_message, operations))
+        return SimpleNamespace(oid=f"commit{len(self.commits)}")
+
+    def create_tag(self, repo_id, tag, revision, repo_type=None, tag_message=None):
+        assert tag not in self.tags and repo_type == "dataset"
+        self.tags[tag] = revision
 
 
-def test_publish_uploads_the_folder_under_task_and_version(align_synth_version):
-    api = RecordingApi()
-    where = publish_version_folder(align_synth_version, "me/ictrain-demo", private=True, api=api)
-    assert where == f"me/ictrain-demo/align-synth/{align_synth_version.name}"
-    (_, repo, kwargs), (_, upload) = api.calls
-    assert repo == "me/ictrain-demo" and kwargs == {"repo_type": "dataset", "private": True, "exist_ok": True}
-    assert upload["path_in_repo"] == f"align-synth/{align_synth_version.name}"
-    assert upload["folder_path"] == str(align_synth_version.resolve())
+def test_publish_commits_the_export_once_and_tags_the_version(align_synth_version):
+    hub = FakeHub()
+    version = align_synth_version.resolve().name
+    where = publish_version_folder(align_synth_version, "me/ictrain-demo", private=True, api=hub)
+    assert where == f"me/ictrain-demo@{version}"
+    assert hub.calls == [("create_repo", "me/ictrain-demo", {"repo_type": "dataset", "private": True, "exist_ok": True})]
+    assert len(hub.commits) == 1 and hub.tags == {version: "commit1"}
+    assert {"README.md", "manifest.json", "data/train-contrastive/train-00000-of-00001.parquet",
+            "data/probe/test-00000-of-00001.parquet"} <= hub.files
+    assert not any(name.endswith(".arrow") or name.startswith("align-synth/") for name in hub.files)
+
+
+def test_republishing_a_version_makes_no_new_commit(align_synth_version):
+    hub = FakeHub()
+    publish_version_folder(align_synth_version, "me/x", api=hub)
+    code, out, err = run_pipeline_with(hub, "publish", str(align_synth_version), "--repo-id", "me/x")
+    assert code == 0 and len(hub.commits) == 1 and "nothing uploaded" in err
+
+
+def test_a_new_version_replaces_main_and_keeps_the_old_tag(align_synth_version, tmp_path):
+    hub = FakeHub()
+    publish_version_folder(align_synth_version, "me/x", api=hub)
+    hub.files.add("data/eval/test-00001-of-00002.parquet")  # a shard only the older version had
+    other = build_small(tmp_path, "--seed", "1")
+    publish_version_folder(other, "me/x", api=hub)
+    assert len(hub.commits) == 2 and set(hub.tags) == {align_synth_version.resolve().name, other.resolve().name}
+    deleted = [op.path_in_repo for op in hub.commits[1][1] if type(op).__name__ == "CommitOperationDelete"]
+    assert deleted == ["data/eval/test-00001-of-00002.parquet"] and ".gitattributes" in hub.files
+
+
+def run_pipeline_with(hub, *args):
+    import pipeline.publish as publish
+
+    real = publish.default_api
+    publish.default_api = lambda repo_id: hub
+    try:
+        return run_pipeline(*args)
+    finally:
+        publish.default_api = real
 
 
 def test_publish_errors_are_one_line(align_synth_version, tmp_path, monkeypatch):
     with pytest.raises(UserError, match="check that you are logged in"):
-        publish_version_folder(align_synth_version, "me/x", api=RecordingApi(fail=True))
+        publish_version_folder(align_synth_version, "me/x", api=FakeHub(fail=True))
     monkeypatch.setattr("pipeline.publish.hub_token", lambda: "hf_test")
     monkeypatch.setattr("pipeline.publish.hub_reachable", lambda: False)
     code, _, err = run_pipeline("publish", str(align_synth_version), "--repo-id", "me/x")

@@ -25,7 +25,8 @@ Device = Literal["auto", "cpu", "cuda"]
 
 BASE_MODEL_HELP = "base model: a local folder with config.json, tokenizer and weights"
 ADAPTER_HELP = "adapter folder written by trainer/sft.py"
-DATA_HELP = "version folder written by `pipeline build` (DIR/<task>/<version> or DIR/<task>/latest)"
+DATA_HELP = ("version folder written by `pipeline build` (DIR/<task>/<version> or DIR/<task>/latest), "
+             "a `pipeline export` folder, or hub:OWNER/REPO@VERSION (downloaded into the Hugging Face cache)")
 
 
 class Strict(BaseModel):

@@ -1,7 +1,9 @@
 """Reading a built dataset version, and the length check that runs before any training.
 
 The version folder is the only contract with the pipeline: `manifest.json` plus one
-`datasets.load_from_disk` folder per split. Rows whose completion would not fit in `max_length`
+`datasets.load_from_disk` folder per split, or, in an export (`pipeline export`, or a Hub
+repository `hub:OWNER/REPO@VERSION` downloaded into the Hub cache), one Parquet folder per split
+under `data/`. Rows whose completion would not fit in `max_length`
 are dropped here, before TRL sees them, because truncating them would either cut the answer or,
 worse, leave a row whose every label is masked.
 """
@@ -25,6 +27,7 @@ class Version:
 
     folder: Path
     manifest: dict[str, Any]
+    reference: str = ""  # the `hub:OWNER/REPO@VERSION` it was downloaded from, if any
 
     @property
     def task(self) -> str:
@@ -40,22 +43,42 @@ class Version:
 
     def identity(self) -> dict[str, Any]:
         """What a trained adapter or a report records about the data it came from."""
-        return {"task": self.task, "version": self.version, "folder": str(self.folder),
+        return {"task": self.task, "version": self.version, "folder": self.reference or str(self.folder),
                 "package_version": self.manifest.get("package_version"), "metric": self.metric}
 
 
+HUB_PREFIX = "hub:"
+
+
+def hub_snapshot(reference: str) -> Path:
+    """`hub:OWNER/REPO@VERSION` downloaded (once) into the Hugging Face cache; the version is the
+    tag `pipeline publish` created, so the files are exactly those of that build."""
+    repo_id, _, revision = reference[len(HUB_PREFIX):].partition("@")
+    if repo_id.count("/") != 1 or not all(repo_id.split("/")) or not revision:
+        raise UserError(f"--data {reference}: expected hub:OWNER/REPO@VERSION, e.g. hub:me/ictrain-en-lt@0a1b2c3d4e5f")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(repo_id, repo_type="dataset", revision=revision))
+    except Exception as exc:  # not found, gated, offline: the client raises many types
+        raise UserError(f"--data {reference}: download failed ({exc.__class__.__name__}); check the repository, "
+                        "the version tag, HF_TOKEN for a private repository, and the network") from None
+
+
 def open_version(data: str | Path) -> Version:
-    """Resolve `DIR/T/<version>` or `DIR/T/latest` (a link) to a version with its manifest."""
-    folder = Path(data).resolve()
+    """Resolve a version folder (`DIR/T/<version>`, `DIR/T/latest`), an export folder, or
+    `hub:OWNER/REPO@VERSION` to a version with its manifest."""
+    reference = str(data) if str(data).startswith(HUB_PREFIX) else ""
+    folder = hub_snapshot(reference) if reference else Path(data).resolve()
     manifest_path = folder / "manifest.json"
     if not manifest_path.is_file():
-        raise UserError(f"{data}: no manifest.json here; pass a version folder written by "
-                        "`pipeline build` (DIR/<task>/<version> or DIR/<task>/latest)")
+        raise UserError(f"{data}: no manifest.json here; pass a version folder written by `pipeline build` "
+                        "(DIR/<task>/<version> or DIR/<task>/latest), an export folder or hub:OWNER/REPO@VERSION")
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise UserError(f"{manifest_path}: not valid JSON ({err}); rebuild the version") from None
-    return Version(folder=folder, manifest=manifest)
+    return Version(folder=folder, manifest=manifest, reference=reference)
 
 
 def recorded_rows(version: Version, split: str) -> int | None:
@@ -101,16 +124,30 @@ def load_split(version: Version, split: str):
     if split not in SPLITS:
         raise UserError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
     path = version.folder / split
-    if not path.is_dir() and recorded_rows(version, split) != 0:
+    exported = sorted((version.folder / "data" / split).glob("*.parquet"))
+    if not exported and not path.is_dir() and recorded_rows(version, split) != 0:
         raise UserError(f"{path}: split missing from this version; rebuild it with `pipeline build`")
-    if recorded_rows(version, split) == 0 or _saved_without_rows(path):
+    if recorded_rows(version, split) == 0 or (not exported and _saved_without_rows(path)):
         raise empty_split_error(version, split)
-    from datasets import load_from_disk
+    if exported:
+        dataset = read_parquet_split(exported)
+    else:
+        from datasets import load_from_disk
 
-    dataset = load_from_disk(str(path))
+        dataset = load_from_disk(str(path))
     if len(dataset) == 0:
         raise empty_split_error(version, split)
     return dataset
+
+
+def read_parquet_split(files: list[Path]):
+    """An exported split's shards, in order, as one in-memory `datasets.Dataset`; the features
+    (nested `examples` included) come from the datasets metadata in the Parquet schema."""
+    import datasets
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    return datasets.Dataset(pa.concat_tables([pq.read_table(f) for f in files]))
 
 
 def first_items(dataset, limit: int | None):
