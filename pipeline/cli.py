@@ -7,6 +7,7 @@
     pipeline export runs/en-lt/latest --out hub/en-lt
     pipeline publish runs/en-lt/latest --repo-id your-name/ictrain-en-lt
     pipeline prune --task align-synth --out runs --keep 3 --dry-run
+    pipeline sources --task en-lt --check                  # can this machine read the task's sources?
 
 `build` prints the version folder as the last line of standard output; progress and stage
 reports go to standard error. Bad input exits with status 2 and one line saying what to fix.
@@ -15,54 +16,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 from pathlib import Path
-from typing import Callable
 
 from pydantic import ValidationError
 
 from schemas.errors import UserError
+from pipeline.cli_args import COUNT, NONNEGATIVE, SHARE, OneLineParser, number
 from pipeline.paraphraser_settings import paraphraser_settings
 from pipeline.tasks import DEFAULT_TASK, load_task
 from schemas.config import DEFAULT_HUB_ENDPOINT, DEFAULT_OPUS_URL, BuildConfig, ContextWeights, RunOptions
 
 KINDS = ("random", "similar", "near", "paraphrase")
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse answers a bad option with a usage dump and its own exit; every other user error
-    here is one `error:` line and status 2, so parsing errors become `UserError` too."""
-
-    def error(self, message: str):
-        raise UserError(f"{message} (see `{self.prog} --help`)")
-
-
-def number(kind: type, low: float | None = None, high: float | None = None,
-           low_open: bool = False) -> Callable[[str], int | float]:
-    """An argparse `type` that checks the range up front, so a bad value fails in one line naming
-    the option, the value and the range instead of deep inside a stage."""
-    noun = "an integer" if kind is int else "a number"
-    if high is not None:
-        allowed = f"must be {noun} in [{low:g}, {high:g}]"
-    else:
-        allowed = f"must be {noun} {'>' if low_open else '>='} {low:g}"
-
-    def parse(text: str) -> int | float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"got {text!r}; {allowed}") from None
-        too_low = low is not None and (value <= low if low_open else value < low)
-        if not math.isfinite(value) or too_low or (high is not None and value > high):
-            raise argparse.ArgumentTypeError(f"got {text}; {allowed}")
-        return value
-
-    return parse
-
-
-COUNT, NONNEGATIVE, SHARE = number(int, 1), number(int, 0), number(float, 0.0, 1.0)
 
 
 def _add_task_and_out(p: argparse.ArgumentParser) -> None:
