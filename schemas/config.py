@@ -99,6 +99,16 @@ class GeneratorSpec(Strict):
     dense_symbols: int = Field(12, ge=1)
     dense_share: float = Field(0.5, ge=0.0, le=1.0)
 
+    @model_validator(mode="after")
+    def _lengths_fit(self) -> "GeneratorSpec":
+        if len(set(self.symbols)) != len(self.symbols) or len(self.symbols) < 2:
+            raise ValueError("generator.symbols must be at least two distinct characters")
+        if not 1 <= self.min_len <= self.max_len <= len(self.symbols):
+            raise ValueError("generator needs 1 <= min_len <= max_len <= number of symbols")
+        if self.version == 2 and self.dense_share > 0 and not self.max_len <= self.dense_symbols <= len(self.symbols):
+            raise ValueError("generator needs max_len <= dense_symbols <= number of symbols (or dense_share 0)")
+        return self
+
 
 class PromptTemplate(Strict):
     header: str

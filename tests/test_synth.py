@@ -119,3 +119,15 @@ def test_card_prints_the_share_of_test_labels_found_in_the_pool(align_synth_vers
     manifest = json.loads((align_synth_version / "manifest.json").read_text(encoding="utf-8"))
     counted = manifest["stages"]["ingest"]["counters"]["test_labels_in_pool"]
     assert counted["test"] == {"rows": 80, "in_pool": int(found.group(1))}
+
+
+def test_a_generator_that_cannot_fill_its_dense_part_is_a_one_line_task_error(tmp_path):
+    from schemas.errors import UserError
+
+    text = (load_task("align-synth").model_dump_json())
+    data = json.loads(text)
+    data["generator"]["dense_symbols"] = 6  # fewer than max_len = 8 symbols per input
+    path = tmp_path / "task.yaml"
+    path.write_text(json.dumps(data), encoding="utf-8")  # JSON is YAML
+    with pytest.raises(UserError, match="dense_symbols"):
+        load_task(str(path))
