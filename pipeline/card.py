@@ -77,6 +77,16 @@ def _tau_line(manifest: dict[str, Any]) -> str:
     return f"- similar-regime τ filter: {manifest['config']['tau']}{counts}"
 
 
+def labels_in_pool_line(manifest: dict[str, Any]) -> list[str]:
+    """The share of test rows whose gold label is verbatim among pool targets (ingest counts it)."""
+    counts = manifest["stages"].get("ingest", {}).get("counters", {}).get("test_labels_in_pool")
+    if not counts:
+        return []
+    parts = [f"{split} {c['in_pool']} of {c['rows']} ({100 * c['in_pool'] / max(c['rows'], 1):.1f}%)"
+             for split, c in counts.items()]
+    return [f"- test labels found verbatim among pool targets: {', '.join(parts)}"]
+
+
 LOAD_FROM_DISK = ("Load any split with `datasets.load_from_disk(<this folder>/<split>)`.")
 
 
@@ -97,7 +107,7 @@ def dataset_card(manifest: dict[str, Any], tables: dict[str, pa.Table], how_to_l
              "## How it was built", "",
              f"- k = {config['k']} examples per context, M = {config['m']} BM25 candidates for `near`, seed {config['seed']}",
              f"- contrastive weights: {json.dumps(config['weights'])}",
-             _tau_line(manifest), f"- paraphraser: {config['paraphraser']}",
+             _tau_line(manifest), *labels_in_pool_line(manifest), f"- paraphraser: {config['paraphraser']}",
              f"- embedder: {json.dumps(task['embedder'])}", f"- package version {manifest['package_version']}",
              "", "## Stages", "", "| stage | rows in | rows out | dropped | seconds | cached |", "|---|---|---|---|---|---|"]
     for name, st in manifest["stages"].items():

@@ -82,13 +82,32 @@ class SourceSpec(Strict):
 
 
 class GeneratorSpec(Strict):
-    """Parameters of the `align-synth` generator (docs/design.md section 4)."""
+    """Parameters of the `align-synth` generators (docs/design.md section 4). `version` 2 is the
+    appendix-C.4 task (25 symbols, a 12-symbol dense part of the pool, fixed-length emissions);
+    `version` 1 is the first generator (8 symbols, sets of 3-5), kept as task `align-synth-v1`
+    because the committed regime results in experiments/ were built with it."""
 
-    symbols: str = "ABCDEFGH"
-    min_len: int = 3
-    max_len: int = 5
+    version: Literal[1, 2] = 2
+    symbols: str = "ABCDEFGHIJKLMNOPQRSTUVWXY"
+    min_len: int = 5
+    max_len: int = 8
     ood_holdout: float = 0.15  # share of symbol sets kept out of the pool for the OOD test set
     seed: int = 13
+    # version 2 only: letters each symbol's automaton emits per occurrence, and the pool share
+    # drawn from the first `dense_symbols` symbols only (the appendix's similar-context data)
+    emission_len: int = Field(2, ge=1)
+    dense_symbols: int = Field(12, ge=1)
+    dense_share: float = Field(0.5, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _lengths_fit(self) -> "GeneratorSpec":
+        if len(set(self.symbols)) != len(self.symbols) or len(self.symbols) < 2:
+            raise ValueError("generator.symbols must be at least two distinct characters")
+        if not 1 <= self.min_len <= self.max_len <= len(self.symbols):
+            raise ValueError("generator needs 1 <= min_len <= max_len <= number of symbols")
+        if self.version == 2 and self.dense_share > 0 and not self.max_len <= self.dense_symbols <= len(self.symbols):
+            raise ValueError("generator needs max_len <= dense_symbols <= number of symbols (or dense_share 0)")
+        return self
 
 
 class PromptTemplate(Strict):
@@ -124,8 +143,8 @@ class TaskConfig(Strict):
     # --paraphraser is given), so a task builds offline by default; None: no fallback
     offline_paraphraser: str | None = None
     embedder: EmbedderSpec = Field(default_factory=EmbedderSpec)
-    # BM25 terms: lower-case words, or align-synth's symbol runs (its 8 symbols alone are so
-    # common that BM25's idf gives them no weight)
+    # BM25 terms: lower-case words, or align-synth's symbol runs (its symbols alone are so
+    # common that BM25's idf gives them little weight)
     retrieval_tokens: Literal["words", "symbol-runs"] = "words"
     prompt: PromptTemplate
 

@@ -96,12 +96,13 @@ def test_seed_is_read_from_the_report_name() -> None:
 
 
 def test_ablation_compares_each_build_to_the_first_on_paired_rows(tmp_path: Path) -> None:
+    from experiments.regimes import TASK
     from experiments.regimes.ablation import ablation, markdown
 
     for name, (low, high) in {"default": (1.0, 1.0), "eps0": (0.0, 1.0)}.items():
         work = tmp_path / name
         _write_model(work, "contrastive-s0", low, high)
-        latest = work / "align-synth" / "latest"
+        latest = work / TASK / "latest"
         latest.mkdir(parents=True)
         weights = {"random": 0.2, "similar": 0.2, "near": 0.5, "paraphrase": 0.1 if low else 0.0}
         (latest / "manifest.json").write_text(json.dumps({"config": {"weights": weights}}))

@@ -21,6 +21,7 @@ from typing import Any
 from schemas.errors import UserError
 from stages.base import write_json_atomically
 
+from . import TASK
 from .aggregate import METRICS, by_bin, load_predictions, paired_difference, seed_mean_rows
 from .figures import figure3
 
@@ -28,7 +29,7 @@ HERE = Path(__file__).resolve().parent
 
 
 def build_weights(work: Path) -> dict[str, float]:
-    manifest = work / "align-synth" / "latest" / "manifest.json"
+    manifest = work / TASK / "latest" / "manifest.json"
     return json.loads(manifest.read_text(encoding="utf-8"))["config"]["weights"]
 
 
@@ -88,7 +89,7 @@ def main(argv=None) -> int:
                      + markdown(table, args.names[0]) for metric, table in tables.items())
     (args.results / f"{args.output}.md").write_text(text, encoding="utf-8")
     table = tables["exact_match"]
-    plot = {"dataset": {"task": "align-synth", "version": args.output, "primary_metric": "exact_match"},
+    plot = {"dataset": {"task": TASK, "version": args.output, "primary_metric": "exact_match"},
             "by_bin": {f"contrastive/{n}": e["by_bin"] for n, e in table.items()},
             "seeds": {f"contrastive/{n}": e["seeds"] for n, e in table.items()}}
     figure3(plot, args.figures / f"{args.output}_figure3.png")

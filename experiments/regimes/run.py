@@ -1,4 +1,4 @@
-"""Command line: build align-synth, fine-tune every regime per seed, evaluate, aggregate, plot.
+"""Command line: build align-synth-v1, fine-tune every regime per seed, evaluate, aggregate, plot.
 
     python -m experiments.regimes.run --seeds 0 1 2
 
@@ -20,6 +20,7 @@ from pathlib import Path
 
 from schemas.errors import UserError
 
+from . import TASK
 from .aggregate import MODELS, REGIMES
 from .summary import write_results
 
@@ -72,11 +73,11 @@ def run_step(command: list[str], log: Path, dry_run: bool) -> float:
 def build_dataset(args: argparse.Namespace) -> Path:
     """Build (or reuse, the pipeline caches by content) the version; returns its folder."""
     out = args.work / args.name
-    command = ["pipeline", "build", "--task", "align-synth", "--out", str(out), "--seed", "0",
+    command = ["pipeline", "build", "--task", TASK, "--out", str(out), "--seed", "0",
                "--pool-size", str(args.pool_size), "--test-size", "40", "--ood-size", "20",
                "--probe-size", "10", "--no-progress", *args.build_arg]
     run_step(command, args.work / "logs" / f"{args.name}-build.log", args.dry_run)
-    return (out / "align-synth" / "latest").resolve() if not args.dry_run else out
+    return (out / TASK / "latest").resolve() if not args.dry_run else out
 
 
 def train_command(args, data: Path, regime: str, seed: int, folder: Path) -> list[str]:

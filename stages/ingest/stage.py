@@ -29,7 +29,7 @@ REJECT_SCHEMA = pa.schema([("file", pa.string()), ("line", pa.int64()), ("reason
 
 class Ingest(Stage):
     name = "ingest"
-    version = "5"  # 4: pairs carry db_id; SQL tasks read BIRD's fields; 5: gold SQL on one line
+    version = "6"  # 4: pairs carry db_id; SQL tasks read BIRD's fields; 5: gold SQL on one line; 6: test_labels_in_pool
 
     def __init__(self, task: TaskConfig, seed: int, overrides: dict[str, str | None],
                  access: SourceAccess | None = None):
@@ -67,6 +67,7 @@ class Ingest(Stage):
         stats.rows_out = len(pool)
         stats.counters.update({"pool": len(pool), "test": len(cleaned.get("test", [])),
                                "test_ood": len(cleaned.get("test_ood", []))})
+        stats.counters["test_labels_in_pool"] = labels_in_pool(pool, cleaned)
         if self.read_counts:
             stats.counters["inputs"] = self.read_counts
         tests = [(f"{split}-{i:06d}", s, t, db, "id" if split == "test" else "ood")
@@ -109,6 +110,15 @@ class Ingest(Stage):
         if "train" not in out:
             raise UserError(f"task {self.task.name!r} declares no training source; pass --train PATH")
         return out
+
+
+def labels_in_pool(pool: list[tuple[str, str, str]], cleaned: dict[str, list]) -> dict[str, dict[str, int]]:
+    """Per test split: rows, and rows whose gold label is verbatim some pool target. A high share
+    means the `similar` contexts can hand the answer over, so the High bin measures copying (the
+    dataset card prints it)."""
+    targets = {row[1] for row in pool}
+    return {split: {"rows": len(cleaned[split]), "in_pool": sum(row[1] in targets for row in cleaned[split])}
+            for split in ("test", "test_ood") if cleaned.get(split)}
 
 
 def _clean(rows: Iterable[RawRow], rejects: list[dict], stats: StageStats,

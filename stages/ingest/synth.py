@@ -1,4 +1,5 @@
-"""The `align-synth` task generator (docs/design.md section 4): an offline task with a known answer.
+"""The first `align-synth` generator (docs/design.md section 4), now task `align-synth-v1`; the
+default task uses `synth_c4.py`, which shares the automata and the neighbour-seeded emissions.
 
 Symbols A..H each own a small probabilistic automaton that emits a short letter string. An input is
 a string of distinct symbols in random order ("C A F"); its output lists the emissions of the
@@ -16,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -38,14 +40,34 @@ class Automaton:
             out.append(self.alphabet[state])
         return "".join(out)
 
+    def emit_exactly(self, rng: np.random.Generator, length: int) -> str:
+        """A walk of exactly `length` letters (the appendix-C.4 generator's fixed-length emission)."""
+        state = int(rng.integers(len(self.alphabet)))
+        out = [self.alphabet[state]]
+        while len(out) < length:
+            state = int(rng.choice(len(self.alphabet), p=self.transitions[state]))
+            out.append(self.alphabet[state])
+        return "".join(out)
+
+
+def run_seeded_emissions(seed: int, symbols: list[str],
+                         emit: Callable[[str, np.random.Generator], str]) -> dict[str, str]:
+    """Each symbol's emission, drawn with a RNG seeded by the symbol and its two neighbours in the
+    alphabetically sorted set: a reshuffle keeps every emission, a shared run shares them."""
+    alphabetical = ["^", *sorted(symbols), "$"]
+    emissions = {}
+    for i, symbol in enumerate(alphabetical[1:-1], start=1):
+        key = f"{seed}|{alphabetical[i - 1]}{symbol}{alphabetical[i + 1]}".encode()
+        rng = np.random.default_rng(int.from_bytes(hashlib.sha256(key).digest()[:8], "little"))
+        emissions[symbol] = emit(symbol, rng)
+    return emissions
+
 
 class AlignSynth:
+    """The first generator (`version: 1`, task `align-synth-v1`): sets of 3-5 of 8 symbols."""
+
     def __init__(self, spec: GeneratorSpec):
-        if len(set(spec.symbols)) != len(spec.symbols) or len(spec.symbols) < 2:
-            raise ValueError("generator.symbols must be at least two distinct characters")
-        if not 1 <= spec.min_len <= spec.max_len <= len(spec.symbols):
-            raise ValueError("generator needs 1 <= min_len <= max_len <= number of symbols")
-        self.spec = spec
+        self.spec = spec  # GeneratorSpec checked the symbols and lengths
         rng = np.random.default_rng(spec.seed)
         self.order = {s: i for i, s in enumerate(rng.permutation(list(spec.symbols)).tolist())}
         letters = rng.permutation(list(LETTERS)).tolist()
@@ -56,12 +78,7 @@ class AlignSynth:
             self.automata[symbol] = Automaton(alphabet, transitions, stop=float(rng.uniform(0.3, 0.6)))
 
     def label(self, symbols: list[str]) -> str:
-        alphabetical = ["^", *sorted(symbols), "$"]
-        emissions = {}
-        for i, symbol in enumerate(alphabetical[1:-1], start=1):
-            key = f"{self.spec.seed}|{alphabetical[i - 1]}{symbol}{alphabetical[i + 1]}".encode()
-            rng = np.random.default_rng(int.from_bytes(hashlib.sha256(key).digest()[:8], "little"))
-            emissions[symbol] = self.automata[symbol].emit(rng)
+        emissions = run_seeded_emissions(self.spec.seed, symbols, lambda s, rng: self.automata[s].emit(rng))
         return " ".join(emissions[s] for s in sorted(symbols, key=self.order.__getitem__))
 
     def symbol_sets(self) -> list[frozenset[str]]:
@@ -99,6 +116,10 @@ def generate(spec: GeneratorSpec, pool_size: int, test_size: int, ood_size: int,
              seed: int) -> dict[str, list[tuple[str, str]]]:
     """Raw (source, target) pairs for the three splits; cleaning and dedup happen in ingest,
     exactly as for files, so the synthetic task exercises the same code path."""
+    if spec.version == 2:
+        from stages.ingest.synth_c4 import generate_c4
+
+        return generate_c4(spec, pool_size, test_size, ood_size, seed)
     gen = AlignSynth(spec)
     in_domain, held_out = gen.split_sets(seed)
     rng = np.random.default_rng([spec.seed, seed, 2])
