@@ -50,9 +50,9 @@ def write_shards(dataset, folder: Path, split: str, max_bytes: int = MAX_SHARD_B
     datasets features, so nested columns (`examples`) read back with their types."""
     import pyarrow.parquet as pq
 
-    table = dataset.data.table
+    table = dataset.flatten_indices().data.table  # rows as the dataset shows them, selections applied
     schema = dataset.features.arrow_schema
-    shards = shard_count(table.nbytes, max_bytes)
+    shards = min(shard_count(table.nbytes, max_bytes), max(table.num_rows, 1))  # never an empty shard
     per_shard = math.ceil(table.num_rows / shards) if table.num_rows else 0
     folder.mkdir(parents=True, exist_ok=True)
     for index in range(shards):
@@ -107,7 +107,7 @@ def _is_replaceable(out: Path) -> bool:
     if not out.is_dir():
         return False
     names = {p.name for p in out.iterdir()}
-    return not names or {"manifest.json", "README.md", "data"} <= names
+    return not names or names == {"manifest.json", "README.md", "data"}  # never a clone (.git) or more
 
 
 def export_version(folder: Path, out: Path, license_override: str | None = None, repo_id: str | None = None,

@@ -16,7 +16,8 @@ LANGUAGE_CODES = {"english": "en", "german": "de", "lithuanian": "lt", "hindi": 
                   "french": "fr", "spanish": "es", "thai": "th", "chinese": "zh", "japanese": "ja"}
 LICENSE_ID = re.compile(r"^[a-z0-9][a-z0-9.+-]*$")
 SIZE_BOUNDS = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
-               (10_000_000, "1M<n<10M"))
+               (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"), (1_000_000_000, "100M<n<1B"),
+               (10_000_000_000, "1B<n<10B"), (100_000_000_000, "10B<n<100B"), (1_000_000_000_000, "100B<n<1T"))
 
 
 def license_id(text: str | None) -> str:
@@ -91,7 +92,7 @@ def source_datasets(manifest: dict[str, Any]) -> list[str]:
 
 
 def size_category(rows: int) -> str:
-    return next((name for bound, name in SIZE_BOUNDS if rows < bound), "n>10M")
+    return next((name for bound, name in SIZE_BOUNDS if rows < bound), "n>1T")  # the Hub's own size classes
 
 
 def loading_section(repo_id: str | None, version: str, configs: list[str]) -> list[str]:

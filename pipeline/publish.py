@@ -49,14 +49,15 @@ def default_api(repo_id: str):
 
 
 def commit_operations(export: Path, existing: list[str]) -> list:
-    """Add every exported file; delete what `main` holds that the export does not (an earlier
-    version's extra shards), so `main` is exactly this version. `.gitattributes` is the Hub's own."""
+    """Add every exported file; delete the data files `main` holds that the export does not (an
+    earlier version's extra shards), so `main`'s configs are exactly this version's. Files outside
+    `data/` that the owner added (a licence, images) stay."""
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 
     from pipeline.export import exported_files
 
     files = exported_files(export)
-    stale = sorted(set(existing) - set(files) - {".gitattributes"})
+    stale = sorted(name for name in set(existing) - set(files) if name.startswith("data/"))
     return ([CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(export / name)) for name in files]
             + [CommitOperationDelete(path_in_repo=name) for name in stale])
 
@@ -97,7 +98,8 @@ def publish_version_folder(folder: Path, repo_id: str, private: bool = False, ap
         _commit_version(api, repo_id, Path(folder), manifest, license_override, log)
     except UserError:
         raise
-    except Exception as exc:  # auth, permissions, network: the client raises many types
-        raise UserError(f"publishing to {repo_id} failed ({exc.__class__.__name__}); check that you are "
+    except Exception as exc:  # auth, permissions, network, conflicts: the client raises many types
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise UserError(f"publishing to {repo_id} failed ({exc.__class__.__name__}: {first}); check that you are "
                         f"logged in (HF_TOKEN or `hf auth login`) with write access to that repository")
     return f"{repo_id}@{version}"

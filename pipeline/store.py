@@ -125,10 +125,23 @@ def without_machine_paths(value: Any) -> Any:
     return value
 
 
+def published_options(options: dict[str, Any]) -> dict[str, Any]:
+    """Paraphraser options as published: file options cut to their names (relative paths name the
+    builder's folders too) and a server URL cut to its scheme (its host is the builder's network)."""
+    out = dict(options)
+    for key in ("path", "model_path"):
+        if isinstance(out.get(key), str):
+            out[key] = Path(out[key]).name
+    if isinstance(out.get("base_url"), str):
+        out["base_url"] = out["base_url"].split("://", 1)[0] + "://<server>"
+    return out
+
+
 def build_manifest(config: BuildConfig, version: str, inputs: dict[str, Any],
                    results: dict[str, StageResult]) -> dict[str, Any]:
-    return {"task": config.task.name, "version": version,
-            "config": without_machine_paths(config.model_dump(mode="json")),
+    dumped = without_machine_paths(config.model_dump(mode="json"))
+    dumped["paraphraser_options"] = published_options(dumped.get("paraphraser_options") or {})
+    return {"task": config.task.name, "version": version, "config": dumped,
             "inputs": inputs, "package_version": package_version(),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "stages": {name: result.manifest_entry() for name, result in results.items()}}

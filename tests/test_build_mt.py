@@ -42,6 +42,11 @@ def _published_files_describe_the_local_inputs(version: Path, machine_folder: Pa
     manifest = json.loads(manifest_text)
     assert manifest["inputs"]["train"]["file"] == "train.tsv"
     assert manifest["config"]["paraphraser_options"]["path"] == "para.jsonl"
+    from pipeline.store import published_options
+
+    assert published_options({"path": "data/alice/p.jsonl", "base_url": "http://gpu-box.lab:8000/v1",
+                              "model": "Qwen/Qwen2.5-7B-Instruct"}) == {
+        "path": "p.jsonl", "base_url": "http://<server>", "model": "Qwen/Qwen2.5-7B-Instruct"}
     assert manifest["stages"]["ingest"]["counters"]["inputs"]["test"] == {"source": "test.tsv", "rows_read": 10}
 
 

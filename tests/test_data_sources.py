@@ -37,9 +37,11 @@ def test_a_hub_reference_downloads_the_tagged_version(exported, monkeypatch):
 
     monkeypatch.setattr("huggingface_hub.snapshot_download", fake_download)
     version = open_version("hub:me/ictrain-demo@0a1b2c3d4e5f")
-    assert asked == [("me/ictrain-demo", {"repo_type": "dataset", "revision": "0a1b2c3d4e5f"})]
+    tagged = {"repo_type": "dataset", "revision": "0a1b2c3d4e5f"}
+    assert asked == [("me/ictrain-demo", {**tagged, "allow_patterns": ["manifest.json", "README.md"]})]
     assert version.identity()["folder"] == "hub:me/ictrain-demo@0a1b2c3d4e5f"
     assert len(load_split(version, "probe")) > 0
+    assert asked[1] == ("me/ictrain-demo", {**tagged, "allow_patterns": ["data/probe/*"]})  # that split alone
 
 
 def test_bad_hub_references_are_one_line(monkeypatch):

@@ -66,11 +66,13 @@ def test_a_new_version_replaces_main_and_keeps_the_old_tag(align_synth_version, 
     hub = FakeHub()
     publish_version_folder(align_synth_version, "me/x", api=hub)
     hub.files.add("data/eval/test-00001-of-00002.parquet")  # a shard only the older version had
+    hub.files.add("LICENSE.txt")  # a file the owner added by hand
     other = build_small(tmp_path, "--seed", "1")
     publish_version_folder(other, "me/x", api=hub)
     assert len(hub.commits) == 2 and set(hub.tags) == {align_synth_version.resolve().name, other.resolve().name}
     deleted = [op.path_in_repo for op in hub.commits[1][1] if type(op).__name__ == "CommitOperationDelete"]
     assert deleted == ["data/eval/test-00001-of-00002.parquet"] and ".gitattributes" in hub.files
+    assert "LICENSE.txt" in hub.files  # only data files are replaced
 
 
 def run_pipeline_with(hub, *args):
@@ -104,3 +106,23 @@ def test_publish_without_a_token_says_so_before_the_network(align_synth_version,
     code, out, err = run_pipeline("publish", str(align_synth_version), "--repo-id", "me/x")
     assert code == 2 and out == "" and "Traceback" not in err
     assert err.strip() == "error: no Hugging Face token to publish to me/x: set HF_TOKEN or run `hf auth login`"
+
+
+def test_size_categories_are_the_hub_s_own():
+    from pipeline.hub_card import size_category
+
+    assert [size_category(n) for n in (999, 50_000, 20_000_000, 2_000_000_000)] == [
+        "n<1K", "10K<n<100K", "10M<n<100M", "1B<n<10B"]
+
+
+def test_export_never_replaces_a_clone_of_the_repository(align_synth_version, tmp_path):
+    from pipeline.export import export_version
+
+    clone = tmp_path / "clone"
+    for name in ("data", ".git"):
+        (clone / name).mkdir(parents=True)
+    (clone / "README.md").write_text("card")
+    (clone / "manifest.json").write_text("{}")
+    with pytest.raises(UserError):
+        export_version(align_synth_version, clone)
+    assert (clone / ".git").is_dir()

@@ -50,16 +50,18 @@ class Version:
 HUB_PREFIX = "hub:"
 
 
-def hub_snapshot(reference: str) -> Path:
-    """`hub:OWNER/REPO@VERSION` downloaded (once) into the Hugging Face cache; the version is the
-    tag `pipeline publish` created, so the files are exactly those of that build."""
+def hub_snapshot(reference: str, patterns: tuple[str, ...] = ("manifest.json", "README.md")) -> Path:
+    """The files of `hub:OWNER/REPO@VERSION` that match `patterns`, downloaded (once) into the
+    Hugging Face cache: the manifest first, a split's Parquet files only when it is read. The
+    version is the tag `pipeline publish` created, so the files are exactly those of that build."""
     repo_id, _, revision = reference[len(HUB_PREFIX):].partition("@")
     if repo_id.count("/") != 1 or not all(repo_id.split("/")) or not revision:
         raise UserError(f"--data {reference}: expected hub:OWNER/REPO@VERSION, e.g. hub:me/ictrain-en-lt@0a1b2c3d4e5f")
     from huggingface_hub import snapshot_download
 
     try:
-        return Path(snapshot_download(repo_id, repo_type="dataset", revision=revision))
+        return Path(snapshot_download(repo_id, repo_type="dataset", revision=revision,
+                                      allow_patterns=list(patterns)))
     except Exception as exc:  # not found, gated, offline: the client raises many types
         raise UserError(f"--data {reference}: download failed ({exc.__class__.__name__}); check the repository, "
                         "the version tag, HF_TOKEN for a private repository, and the network") from None
@@ -124,6 +126,8 @@ def load_split(version: Version, split: str):
     if split not in SPLITS:
         raise UserError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
     path = version.folder / split
+    if version.reference and recorded_rows(version, split) != 0:
+        hub_snapshot(version.reference, (f"data/{split}/*",))  # the same snapshot folder, this split added
     exported = sorted((version.folder / "data" / split).glob("*.parquet"))
     if not exported and not path.is_dir() and recorded_rows(version, split) != 0:
         raise UserError(f"{path}: split missing from this version; rebuild it with `pipeline build`")
@@ -141,13 +145,11 @@ def load_split(version: Version, split: str):
 
 
 def read_parquet_split(files: list[Path]):
-    """An exported split's shards, in order, as one in-memory `datasets.Dataset`; the features
+    """An exported split's shards, in order, as one memory-mapped `datasets.Dataset`; the features
     (nested `examples` included) come from the datasets metadata in the Parquet schema."""
     import datasets
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    return datasets.Dataset(pa.concat_tables([pq.read_table(f) for f in files]))
+    return datasets.Dataset.from_parquet([str(f) for f in files], keep_in_memory=False)
 
 
 def first_items(dataset, limit: int | None):
