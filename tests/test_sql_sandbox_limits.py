@@ -127,3 +127,18 @@ def test_common_functions_are_allowed(db):
            "group_concat(DISTINCT quantity), abs(-1), coalesce(NULL, 1), julianday('2020-01-01') "
            "FROM orders")
     assert run_readonly(db, sql).ok, run_readonly(db, sql)
+
+
+def _idle_pids() -> set[int]:
+    return {worker.process.pid for worker in sandbox._POOL._idle.get(sandbox.DEFAULT_LIMITS, [])}
+
+
+def test_one_worker_serves_query_after_query_and_a_dead_one_is_replaced(db):
+    sandbox.close_workers()
+    run_readonly(db, "SELECT 1")
+    pids = _idle_pids()
+    assert len(pids) == 1 and run_readonly(db, "SELECT 2").rows == [(2,)] and _idle_pids() == pids
+    ended = sandbox._POOL._idle[sandbox.DEFAULT_LIMITS][0].process
+    ended.kill()
+    ended.wait()
+    assert run_readonly(db, "SELECT 3").rows == [(3,)] and _idle_pids() != pids

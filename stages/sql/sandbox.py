@@ -210,9 +210,12 @@ class _WorkerPool:
 
     def take(self, limits: SandboxLimits) -> _Worker:
         with self._lock:
-            idle = self._idle.get(limits)
-            if idle:
-                return idle.pop()
+            idle = self._idle.get(limits, [])
+            while idle:
+                worker = idle.pop()
+                if worker.process.poll() is None:  # not ended while idle (killed from outside)
+                    return worker
+                worker.close()
             if not self._registered:
                 atexit.register(self.close)
                 self._registered = True
