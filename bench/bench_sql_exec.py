@@ -6,9 +6,11 @@ each asked in the 4 eval contexts, with predictions that are the gold query rewr
 half), a wrong query, an SQL error, a refused statement, or, for a `--slow-share` of the rows, a
 runaway recursive query that only the time limit stops. Then times:
 
-1. the sandbox alone (`run_readonly`, one fresh read-only connection per query) against plain
-   sqlite3 on one shared connection, on the gold queries and on one heavy aggregation over every
-   order (the cost of the safety layers: opening, the authorizer, the progress handler);
+1. the sandbox alone (`run_readonly`: one fresh read-only connection per query, in the worker
+   process, which is started once before the timing and reported apart) against plain sqlite3 on
+   one shared connection, on the gold queries and on one heavy aggregation over every order (the
+   cost of the safety layers: the round trip to the worker, opening, the authorizer, the watchdog,
+   the progress handler);
 2. the scorer of trainer/evaluate.py (`ExecutionAccuracy.score`) on every row, with its gold and
    outcome caches, as an evaluation run sees it;
 3. how far past the limit a runaway query returns, and what the progress handler that enforces
@@ -161,6 +163,10 @@ def main(argv: list[str] | None = None) -> None:
               f"{time.perf_counter() - started:.1f} s")
         golds = gold_queries(args.items, args.orders, args.seed)
         predictions, targets = predictions_for(golds, args.slow_share, args.seed)
+        started = time.perf_counter()
+        run_readonly(db, "SELECT 1", args.timeout)
+        print(f"sandbox worker process started in {(time.perf_counter() - started) * 1e3:.0f} ms "
+              "(once per process, and again after a query it had to kill)")
         for name, queries in (("gold queries", golds), ("heavy aggregation x5", [HEAVY] * 5)):
             sandboxed, plain = time_sandbox(db, queries, args.timeout), time_plain(db, queries)
             print(f"{name}: sandbox {len(queries) / sandboxed:.1f} queries/s "

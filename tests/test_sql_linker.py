@@ -92,3 +92,17 @@ def test_bound_literals_resolve_aliases_and_skip_limits_and_patterns(schema):
     found = [(b.value, b.table, b.column, sql[b.start:b.end]) for b in bound_literals(sql, schema)]
     assert found == [("Napa", "schools", "county", "'Napa'"), ("2", "teachers", "years", "2"),
                      ("9", "teachers", "years", "9")]
+
+
+def test_a_foreign_key_without_a_column_points_at_the_referenced_tables_primary_key(tmp_path):
+    path = tmp_path / "keys.sqlite"
+    connection = sqlite3.connect(path)
+    connection.executescript(
+        "CREATE TABLE child (child_id INTEGER PRIMARY KEY, parent_ref INTEGER REFERENCES parent);"
+        "CREATE TABLE parent (parent_id INTEGER PRIMARY KEY, name TEXT);"
+        "CREATE TABLE loose (x INTEGER REFERENCES nokey); CREATE TABLE nokey (y TEXT);")
+    connection.close()
+    schema = read_schema(path, "keys")
+    assert [(fk.column, fk.ref_table, fk.ref_column) for fk in schema.table("child").foreign_keys] == [
+        ("parent_ref", "parent", "parent_id")]
+    assert [(fk.ref_table, fk.ref_column) for fk in schema.table("loose").foreign_keys] == [("nokey", "x")]

@@ -6,6 +6,7 @@ import hashlib
 import sqlite3
 import threading
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ except ImportError:  # tests/ imported as a package
     from tests import conftest_sql as fixtures
 
 from schemas.errors import UserError
-from stages.sql import sandbox
+from stages.sql import sandbox, sandbox_worker
 from stages.sql.sandbox import QueryResult, database_path, results_match, run_readonly
 from stages.sql.statements import leading_keyword, split_statements
 
@@ -140,7 +141,8 @@ def harmful(tmp_path: Path) -> dict[str, str]:
 
 
 def _assert_untouched(db: Path, tmp_path: Path, monkeypatch, expected: dict[str, str]) -> None:
-    monkeypatch.chdir(tmp_path)  # relative file names would land here
+    sandbox.close_workers()
+    monkeypatch.chdir(tmp_path)  # relative file names would land here (in a worker started now)
     before_files, before_digest = _files(tmp_path, db.parent), _digest(db)
     for sql, error in expected.items():
         result = run_readonly(db, sql)
@@ -168,8 +170,14 @@ def test_the_authorizer_refuses_them_without_the_keyword_check(db, tmp_path, mon
 
 @pytest.mark.skipif(not sandbox.CAN_SET_LIMITS, reason="sqlite3 sets limits from Python 3.11")
 def test_the_attach_limit_holds_without_the_authorizer(db, tmp_path, monkeypatch):
-    monkeypatch.setattr(sandbox, "QUERY_KEYWORDS", ("SELECT", "ATTACH", "VACUUM"))
-    monkeypatch.setattr(sandbox, "_authorizer", lambda refused: lambda *args: sqlite3.SQLITE_OK)
-    attaching = {sql: "sqlite: too many attached databases" for sql in harmful(tmp_path)
-                 if sql.startswith(("ATTACH", "VACUUM"))}
-    _assert_untouched(db, tmp_path, monkeypatch, attaching)
+    """The worker's query function, run in this process with an authorizer that allows all."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sandbox_worker, "authorizer", lambda refused: lambda *args: sqlite3.SQLITE_OK)
+    before_files, before_digest = _files(tmp_path, db.parent), _digest(db)
+    limits = asdict(sandbox.DEFAULT_LIMITS)
+    for sql in harmful(tmp_path):
+        if sql.startswith(("ATTACH", "VACUUM")):
+            request = {"db_path": str(db), "sql": sql, "timeout_s": 5.0, "max_rows": 10}
+            assert sandbox_worker.run_query(request, limits)[1].startswith(
+                "sqlite: too many attached databases")
+    assert _digest(db) == before_digest and _files(tmp_path, db.parent) == before_files

@@ -48,7 +48,9 @@ def read_predictions(path: str | Path) -> dict[str, str]:
     """id -> prediction, every line checked; blank lines are skipped."""
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        # "\n" only: splitlines() also splits on U+2028, U+0085, ... which json.dumps writes raw
+        # inside strings (ensure_ascii=False); utf-8-sig drops a byte-order mark.
+        lines = path.read_text(encoding="utf-8-sig").split("\n")
     except FileNotFoundError:
         raise UserError(f"--predictions {path}: file not found") from None
     except (OSError, UnicodeDecodeError) as err:

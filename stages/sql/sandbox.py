@@ -3,56 +3,73 @@
 A predicted query is untrusted input. Opening the file read-only (URI `mode=ro`) and setting
 `PRAGMA query_only` stop writes to the database, but not everything that writes a file:
 `ATTACH DATABASE 'x.db'` creates x.db and `VACUUM INTO 'path'` writes a copy anywhere, even on a
-read-only connection. So every query also goes through these layers:
+read-only connection. And a query can cost without bound: SQLite's statement preparation runs
+no progress handler and ignores `interrupt()` (nested `NOT MATERIALIZED` CTEs take minutes and
+gigabytes to prepare), one function call can allocate gigabytes, and so can the fetched rows.
+So every query goes through these layers:
 
 - the text must be exactly one statement, and that statement must start with SELECT, WITH or
-  VALUES (checked before SQLite sees it; VACUUM, PRAGMA, DROP, ... are refused by name);
-- an authorizer allows reading only (SQLITE_SELECT, SQLITE_READ, SQLITE_FUNCTION and
-  SQLITE_RECURSIVE) and denies every other action: writes, schema changes, transactions,
-  ATTACH/DETACH (VACUUM INTO attaches its target, so it is denied here too) and PRAGMA, including
-  the pragma table-valued functions;
-- the attached-databases limit is 0, so no ATTACH can succeed whatever the authorizer says
-  (Python 3.10's sqlite3 cannot set limits: there the authorizer alone refuses ATTACH);
-- a progress handler, called every few thousand virtual-machine steps, aborts the query once its
-  time limit has passed (fetching included), so no query is left running;
-- at most `max_rows` rows are fetched, and no single string or blob may exceed 100 MB.
-
-The connection is closed before `run_readonly` returns, whatever happened. Large sorts may still
-spill to SQLite's own temporary files, which SQLite opens already deleted.
+  VALUES (checked here, before SQLite sees it; VACUUM, PRAGMA, DROP, ... are refused by name);
+- it runs in a long-lived child process (`stages.sql.sandbox_worker`) whose address space is
+  capped (`SandboxLimits.memory_bytes`), which cannot grow files, and which this process kills
+  when no answer came by the deadline plus `kill_margin_s` (error "timeout"; preparation
+  included); the next query starts a fresh worker;
+- inside the worker: a read-only connection (`immutable=1`, so a WAL-mode database leaves no
+  `-wal`/`-shm` files), an authorizer that allows reading and a list of built-in functions only
+  (writes, schema changes, transactions, ATTACH/DETACH, PRAGMA and the pragma table-valued
+  functions, load_extension, fts3_tokenizer are denied), the attached-databases limit 0, value
+  and SQL-text length limits, a progress handler and a watchdog `interrupt()` at the deadline;
+- at most `max_rows` rows are fetched, and at most `result_bytes` bytes of values ("too large").
 """
 from __future__ import annotations
 
+import atexit
+import marshal
+import os
 import re
+import select
 import sqlite3
+import subprocess
+import sys
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from schemas.errors import UserError
+from stages.sql import sandbox_worker
+from stages.sql.sandbox_worker import HEADER, PROGRESS_STEPS  # noqa: F401 (bench reads it)
 from stages.sql.statements import leading_keyword, split_statements
 
 QUERY_KEYWORDS = ("SELECT", "WITH", "VALUES")
-PROGRESS_STEPS = 5_000  # virtual-machine steps between two looks at the clock
-MAX_VALUE_BYTES = 100_000_000
+MAX_VALUE_BYTES = 10_000_000
 CAN_SET_LIMITS = hasattr(sqlite3.Connection, "setlimit")  # Python >= 3.11
+STARTUP_TIMEOUT_S = 60.0  # a fresh worker must say ready within this
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
-_ALLOWED_ACTIONS = frozenset({sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ,
-                              sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE})
-_REFUSED_FUNCTIONS = frozenset({"load_extension"})
-_ACTION_NAMES = {getattr(sqlite3, name): name.removeprefix("SQLITE_").replace("_", " ").lower()
-                 for name in dir(sqlite3)
-                 if name.startswith(("SQLITE_CREATE_", "SQLITE_DROP_", "SQLITE_ALTER_"))
-                 or name in {"SQLITE_INSERT", "SQLITE_UPDATE", "SQLITE_DELETE", "SQLITE_PRAGMA",
-                             "SQLITE_ATTACH", "SQLITE_DETACH", "SQLITE_TRANSACTION",
-                             "SQLITE_SAVEPOINT", "SQLITE_REINDEX", "SQLITE_ANALYZE",
-                             "SQLITE_FUNCTION"}}
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    """What one query may use besides time: the worker's address space, the bytes of values
+    fetched, one value's length and the SQL text's length (SQLite limits, Python 3.11+), and how
+    long past its time limit the worker gets to answer before it is killed."""
+
+    memory_bytes: int = 2 << 30
+    result_bytes: int = 256 << 20
+    value_bytes: int = MAX_VALUE_BYTES
+    sql_bytes: int = 1_000_000
+    kill_margin_s: float = 0.5
+
+
+DEFAULT_LIMITS = SandboxLimits()
 
 
 @dataclass(frozen=True)
 class QueryResult:
     """What one query returned. `rows` is None when it failed, and `error` then says why in a
-    few words: "timeout", "refused: <what>", "sqlite: <message>", "not one statement" or "too
-    many rows". A query with more than `max_rows` rows keeps its first `max_rows` rows with
+    few words: "timeout", "refused: <what>", "sqlite: <message>", "not one statement", "too many
+    rows", "too large" (the rows' values exceed the byte budget), "out of memory" or "worker
+    died". A query with more than `max_rows` rows keeps its first `max_rows` rows with
     `truncated` set and the error "too many rows": a partial result is never a match."""
 
     rows: list[tuple] | None
@@ -77,37 +94,28 @@ def database_path(db_dir: str | Path, db_id: str) -> Path:
     return path
 
 
-def run_readonly(db_path: Path, sql: str, timeout_s: float = 30.0,
-                 max_rows: int = 100_000) -> QueryResult:
-    """Run one untrusted query read-only, within `timeout_s` seconds, fetching at most `max_rows`
-    rows. Never raises for anything the query does; a missing database file is a `UserError`."""
+def run_readonly(db_path: Path, sql: str, timeout_s: float = 30.0, max_rows: int = 100_000,
+                 *, limits: SandboxLimits = DEFAULT_LIMITS) -> QueryResult:
+    """Run one untrusted query read-only in a worker process, within `timeout_s` seconds
+    (preparation included), fetching at most `max_rows` rows. Never raises for anything the
+    query does; a missing database file is a `UserError`."""
     statements = split_statements(sql)
     if len(statements) != 1:
         return QueryResult(None, "not one statement")
     keyword = leading_keyword(statements[0])
     if keyword not in QUERY_KEYWORDS:
         return QueryResult(None, f"refused: {keyword.lower() or 'not a query'}")
-    connection = _open_readonly(Path(db_path))
-    refused: list[str] = []
-    deadline = time.monotonic() + timeout_s
-    timed_out = [False]
-
-    def past_deadline() -> bool:
-        timed_out[0] = time.monotonic() > deadline
-        return timed_out[0]
-
-    try:
-        connection.set_authorizer(_authorizer(refused))
-        connection.set_progress_handler(past_deadline, PROGRESS_STEPS)
-        return _fetch(connection, statements[0], max_rows)
-    except sqlite3.Error as err:
-        if refused:
-            return QueryResult(None, f"refused: {refused[0]}")
-        if timed_out[0]:
-            return QueryResult(None, "timeout")
-        return QueryResult(None, f"sqlite: {err}")
-    finally:
-        connection.close()
+    if not Path(db_path).is_file():
+        raise UserError(f"{db_path}: database file not found; check --db-dir")
+    request = {"db_path": str(Path(db_path).resolve()), "sql": statements[0],
+               "timeout_s": float(timeout_s), "max_rows": int(max_rows)}
+    worker = _POOL.take(limits)
+    answer = worker.ask(request, timeout_s + limits.kill_margin_s)
+    if worker.alive and answer.error != "out of memory":
+        _POOL.give_back(limits, worker)
+    else:
+        worker.close()
+    return answer
 
 
 def results_match(predicted: QueryResult, gold: QueryResult) -> bool:
@@ -119,51 +127,110 @@ def results_match(predicted: QueryResult, gold: QueryResult) -> bool:
     return set(predicted.rows) == set(gold.rows)
 
 
-def _open_readonly(db_path: Path) -> sqlite3.Connection:
-    if not db_path.is_file():
-        raise UserError(f"{db_path}: database file not found; check --db-dir")
-    uri = f"{db_path.resolve().as_uri()}?mode=ro"
-    connection = sqlite3.connect(uri, uri=True, timeout=1.0, isolation_level=None,
-                                 check_same_thread=True)
-    try:
-        connection.text_factory = _text
-        connection.execute("PRAGMA query_only = ON")
-        if CAN_SET_LIMITS:
-            connection.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
-            connection.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)
-    except BaseException:
-        connection.close()
-        raise
-    return connection
+def close_workers() -> None:
+    """End every idle worker process (they also end on their own when this process exits)."""
+    _POOL.close()
 
 
-def _text(raw: bytes) -> str:
-    """Text values decoded leniently: a cell of invalid UTF-8 must not fail one side of a
-    comparison (both sides decode it the same way)."""
-    return raw.decode("utf-8", errors="replace")
+class _Worker:
+    """One child process running `sandbox_worker.py`, reused for query after query."""
+
+    def __init__(self, limits: SandboxLimits):
+        self.process = subprocess.Popen(
+            [sys.executable, "-I", "-S", sandbox_worker.__file__], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, close_fds=True)
+        self.alive = True
+        self._send(asdict(limits))
+        if self._receive(time.monotonic() + STARTUP_TIMEOUT_S) != "ready":
+            self.close()
+            raise RuntimeError("the SQL sandbox worker did not start")
+
+    def ask(self, request: dict, wait_s: float) -> QueryResult:
+        """The worker's answer, or "timeout" (and the worker killed) after `wait_s` seconds."""
+        try:
+            self._send(request)
+            answer = self._receive(time.monotonic() + wait_s)
+        except (OSError, ValueError, EOFError, TypeError):
+            answer = None
+        if answer == "timeout-wait":
+            self.close()
+            return QueryResult(None, "timeout")
+        if not isinstance(answer, tuple) or len(answer) != 3:
+            self.close()
+            return QueryResult(None, "worker died")
+        rows, error, truncated = answer
+        return QueryResult(rows, error, truncated)
+
+    def _send(self, message) -> None:
+        payload = marshal.dumps(message)
+        self.process.stdin.write(HEADER.pack(len(payload)) + payload)
+        self.process.stdin.flush()
+
+    def _receive(self, deadline: float):
+        """One message, "timeout-wait" when the deadline passes first, None at end of output."""
+        header = self._read(HEADER.size, deadline)
+        if not isinstance(header, bytes):
+            return header
+        payload = self._read(HEADER.unpack(header)[0], deadline)
+        return marshal.loads(payload) if isinstance(payload, bytes) else payload
+
+    def _read(self, size: int, deadline: float):
+        fd, data = self.process.stdout.fileno(), bytearray()
+        while len(data) < size:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                return "timeout-wait"
+            block = os.read(fd, min(size - len(data), 1 << 24))
+            if not block:
+                return None
+            data += block
+        return bytes(data)
+
+    def close(self) -> None:
+        """Kill the process (it may be stuck preparing a statement) and reap it."""
+        self.alive = False
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        for stream in (self.process.stdin, self.process.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
 
 
-def _authorizer(refused: list[str]):
-    """Allow reading only; remember each action denied with its object ("delete sqlite_master",
-    "attach x.db"), for the error message."""
-    def authorize(action: int, arg1, arg2, _db, _trigger) -> int:
-        if action in _ALLOWED_ACTIONS and not (
-                action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() in _REFUSED_FUNCTIONS):
-            return sqlite3.SQLITE_OK
-        what = _ACTION_NAMES.get(action, f"action {action}")
-        target = arg2 if action == sqlite3.SQLITE_FUNCTION else arg1
-        refused.append(f"{what} {target}" if target else what)
-        return sqlite3.SQLITE_DENY
+class _WorkerPool:
+    """Idle workers per set of limits; a query takes one (or starts one) and gives it back, so
+    threads may run queries side by side, each in its own process."""
 
-    return authorize
+    def __init__(self):
+        self._idle: dict[SandboxLimits, list[_Worker]] = {}
+        self._lock = threading.Lock()
+        self._registered = False
+
+    def take(self, limits: SandboxLimits) -> _Worker:
+        with self._lock:
+            idle = self._idle.get(limits, [])
+            while idle:
+                worker = idle.pop()
+                if worker.process.poll() is None:  # not ended while idle (killed from outside)
+                    return worker
+                worker.close()
+            if not self._registered:
+                atexit.register(self.close)
+                self._registered = True
+        return _Worker(limits)
+
+    def give_back(self, limits: SandboxLimits, worker: _Worker) -> None:
+        with self._lock:
+            self._idle.setdefault(limits, []).append(worker)
+
+    def close(self) -> None:
+        with self._lock:
+            workers = [w for idle in self._idle.values() for w in idle]
+            self._idle.clear()
+        for worker in workers:
+            worker.close()
 
 
-def _fetch(connection: sqlite3.Connection, statement: str, max_rows: int) -> QueryResult:
-    cursor = connection.execute(statement)
-    try:
-        rows = cursor.fetchmany(max_rows + 1)
-    finally:
-        cursor.close()
-    if len(rows) > max_rows:
-        return QueryResult([tuple(row) for row in rows[:max_rows]], "too many rows", truncated=True)
-    return QueryResult([tuple(row) for row in rows], None)
+_POOL = _WorkerPool()

@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import sqlite3
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
 from urllib.parse import quote
@@ -117,7 +117,7 @@ def read_schema(path: Path, db_id: str) -> DatabaseSchema:
     with connect_readonly(Path(path)) as db:
         names = [row[0] for row in db.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
-        return DatabaseSchema(db_id, tuple(_read_table(db, name) for name in names))
+        return DatabaseSchema(db_id, _resolve_foreign_keys([_read_table(db, name) for name in names]))
 
 
 def _read_table(db: sqlite3.Connection, name: str) -> Table:
@@ -125,9 +125,18 @@ def _read_table(db: sqlite3.Connection, name: str) -> Table:
     keys = db.execute(f"PRAGMA foreign_key_list({quote_name(name)})").fetchall()
     samples = _sample_values(db, name, len(info))
     columns = tuple(Column(row[1], (row[2] or "").upper(), bool(row[5]), samples[i]) for i, row in enumerate(info))
-    pk = next((c.name for c in columns if c.primary_key), None)
-    foreign = tuple(ForeignKey(row[3], row[2], row[4] or pk or row[3]) for row in keys)
+    foreign = tuple(ForeignKey(row[3], row[2], row[4] or "") for row in keys)
     return Table(name, columns, foreign)
+
+
+def _resolve_foreign_keys(tables: list[Table]) -> tuple[Table, ...]:
+    """`REFERENCES other` without a column means other's primary key, known only once every
+    table is read; a referenced table without one (or missing) leaves the column's own name."""
+    keys = {t.name.casefold(): next((c.name for c in t.columns if c.primary_key), None) for t in tables}
+    return tuple(replace(table, foreign_keys=tuple(
+        key if key.ref_column else
+        replace(key, ref_column=keys.get(key.ref_table.casefold()) or key.column)
+        for key in table.foreign_keys)) for table in tables)
 
 
 def _sample_values(db: sqlite3.Connection, table: str, width: int) -> list[tuple]:

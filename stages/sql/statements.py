@@ -1,7 +1,8 @@
 """Splitting SQL text into statements without running it, the way SQLite's tokenizer would.
 
 A semicolon ends a statement only outside string literals ('...'), quoted identifiers ("...",
-`...`, [...]) and comments (-- to end of line, /* ... */). Pieces that hold nothing but white
+`...`, [...]), comments (-- to end of line, /* ... */) and parameter names: SQLite reads
+`$a(...)` as one token up to the closing parenthesis, so a quote inside it starts no string. Pieces that hold nothing but white
 space and comments are no statement at all, so `SELECT 1;` and `SELECT 1; -- done` are one
 statement, while `SELECT 1; DROP TABLE t` is two, and `'a;b'` never splits.
 """
@@ -11,6 +12,32 @@ import re
 
 _CLOSERS = {"'": "'", '"': '"', "`": "`", "[": "]"}
 _WORD = re.compile(r"[A-Za-z_]+")
+_VARIABLE_STARTS = "$@:#"
+
+
+def _id_char(char: str) -> bool:
+    """SQLite's IdChar: ASCII letters, digits, _ and $, and every non-ASCII character."""
+    return not char.isascii() or char.isalnum() or char in "_$"
+
+
+def _skip_variable(sql: str, start: int) -> int:
+    """Index just past the parameter token opening at `start` ($name, :name, @name, #name), read
+    as SQLite's tokenizer does: name characters, `::` separators, and a `(...)` suffix that runs
+    to the first `)` or white space."""
+    i, named = start + 1, False
+    while i < len(sql):
+        if _id_char(sql[i]):
+            i, named = i + 1, True
+        elif sql[i] == "(" and named:
+            i += 1
+            while i < len(sql) and not sql[i].isspace() and sql[i] != ")":
+                i += 1
+            return i + 1 if i < len(sql) and sql[i] == ")" else i
+        elif sql.startswith("::", i):
+            i += 2
+        else:
+            break
+    return i
 
 
 def _skip_quoted(sql: str, start: int) -> int:
@@ -52,6 +79,10 @@ def _pieces(sql: str) -> list[tuple[str, str]]:
             end = _skip_comment(sql, i)
             original.append(sql[i:end])
             code.append(" ")
+        elif char in _VARIABLE_STARTS:
+            end = _skip_variable(sql, i)
+            original.append(sql[i:end])
+            code.append(sql[i:end])
         elif char == ";":
             pieces.append(("".join(original), "".join(code)))
             original, code, end = [], [], i + 1
