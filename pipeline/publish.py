@@ -77,6 +77,21 @@ def _commit_version(api, repo_id: str, folder: Path, manifest: dict, license_ove
                        tag_message=f"ictrain {manifest['task']} {version}")
 
 
+def gated_inputs(api, manifest: dict) -> list[str]:
+    """The Hub repos this version was built from that are gated; a source the Hub cannot describe
+    (offline test client, deleted repo) is simply not reported."""
+    repos = sorted({used["hub"]["path"] for used in manifest.get("inputs", {}).values()
+                    if isinstance(used, dict) and "hub" in used})
+    gated = []
+    for repo in repos:
+        try:
+            if getattr(api.dataset_info(repo), "gated", False) not in (False, None, "false"):
+                gated.append(repo)
+        except Exception:  # the warning is advice: never let it stop a publish
+            continue
+    return gated
+
+
 def publish_version_folder(folder: Path, repo_id: str, private: bool = False, api=None,
                            license_override: str | None = None, log=None) -> str:
     """Export `folder` and commit it to `main` of `repo_id`, tagged with the version. A version
@@ -89,6 +104,10 @@ def publish_version_folder(folder: Path, repo_id: str, private: bool = False, ap
     card_license(manifest, license_override)  # a bad --license fails before the network
     api = api or default_api(repo_id)
     version = manifest["version"]
+    if not private:
+        for source in gated_inputs(api, manifest):
+            log(f"warning: {source} is gated (its users accepted its conditions); this public repository "
+                "would show its rows to anyone: consider --private")
     try:
         api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
         tags = {ref.name for ref in api.list_repo_refs(repo_id, repo_type="dataset").tags}

@@ -126,3 +126,40 @@ def test_export_never_replaces_a_clone_of_the_repository(align_synth_version, tm
     with pytest.raises(UserError):
         export_version(align_synth_version, clone)
     assert (clone / ".git").is_dir()
+
+
+def test_publishing_rows_of_a_gated_source_publicly_warns(align_synth_version):
+    from pipeline.publish import gated_inputs
+
+    class GatedHub(FakeHub):
+        def dataset_info(self, repo_id):
+            return SimpleNamespace(gated="auto" if repo_id == "openlanguagedata/flores_plus" else False)
+
+    manifest = {"inputs": {"train": {"hub": {"path": "Helsinki-NLP/europarl"}},
+                           "test": {"hub": {"path": "openlanguagedata/flores_plus"}}, "test_ood": {"file": "x.tsv"}}}
+    assert gated_inputs(GatedHub(), manifest) == ["openlanguagedata/flores_plus"]
+    assert gated_inputs(FakeHub(), manifest) == []  # a client that cannot say is no reason to stop
+    lines = []
+    publish_version_folder(align_synth_version, "me/x", api=GatedHub(), log=lines.append)
+    assert not any("gated" in line for line in lines)  # align-synth reads no Hub source
+
+
+def test_the_gated_warning_reaches_the_log(align_synth_version, tmp_path):
+    import json
+    import shutil
+
+    class GatedHub(FakeHub):
+        def dataset_info(self, repo_id):
+            return SimpleNamespace(gated="auto")
+
+    copy = tmp_path / "version"
+    shutil.copytree(align_synth_version.resolve(), copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["inputs"] = {"test": {"hub": {"path": "openlanguagedata/flores_plus"}}}
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    lines = []
+    publish_version_folder(copy, "me/x", api=GatedHub(), log=lines.append)
+    assert any("openlanguagedata/flores_plus is gated" in line and "--private" in line for line in lines)
+    lines.clear()
+    publish_version_folder(copy, "me/y", private=True, api=GatedHub(), log=lines.append)
+    assert not any("gated" in line for line in lines)
