@@ -4,7 +4,7 @@ from __future__ import annotations
 import io
 import json
 import warnings
-from contextlib import redirect_stderr
+from contextlib import redirect_stderr, redirect_stdout
 
 import numpy as np
 import pytest
@@ -46,11 +46,12 @@ def trained(workspace):
                       output_dir=str(workspace["root"] / "adapter"), max_steps=10,
                       learning_rate=1e-2, lora_targets="all", batch_size=4, logging_steps=1,
                       probe_every=5, limit=1, max_new_tokens=6, gen_batch_size=8, threads=1)
-    with warnings.catch_warnings(record=True) as caught, redirect_stderr(io.StringIO()) as err:
+    with warnings.catch_warnings(record=True) as caught, redirect_stderr(io.StringIO()) as err, \
+            redirect_stdout(io.StringIO()) as out:
         warnings.simplefilter("always")
         trainer, record = sft.train(cfg)
     return {"cfg": cfg, "trainer": trainer, "record": record, "adapter": workspace["root"] / "adapter",
-            "warnings": [str(w.message) for w in caught], "stderr": err.getvalue()}
+            "warnings": [str(w.message) for w in caught], "stderr": err.getvalue(), "stdout": out.getvalue()}
 
 
 def test_loss_goes_down(trained):
@@ -87,6 +88,8 @@ def test_training_says_what_it_does_and_prints_progress_lines(trained):
     assert [line.split()[1] for line in lines] == [f"{step}/10" for step in range(1, 11)]
     assert "left, loss " in lines[-1]
     assert "probes at step 5: 8/8 (100%)" in err
+    assert "log at step 1: loss " in err  # the Trainer's log records, on stderr
+    assert "{'loss'" not in trained["stdout"] and trained["stdout"].strip().splitlines()[-1].startswith("adapter and")
 
 
 def test_run_config_records_config_and_dataset_version(trained):

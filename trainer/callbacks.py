@@ -10,7 +10,7 @@ from transformers import TrainerCallback
 from stages.base import write_json_atomically
 from trainer.metrics import SimilarityFn
 from trainer.probe import run_probes
-from trainer.progress import Progress
+from trainer.progress import Progress, say
 
 
 class ProbeCallback(TrainerCallback):
@@ -53,8 +53,9 @@ class ProbeCallback(TrainerCallback):
 
 
 class ProgressLines(TrainerCallback):
-    """One line every 10% of the optimizer steps, with an ETA and the last logged loss. Used when
-    stderr is not a terminal; on a terminal the Trainer's own tqdm bar shows the same."""
+    """One line every 10% of the optimizer steps, with an ETA and the last logged loss, and each
+    log record as a line. Used when stderr is not a terminal, in place of the Trainer's printer
+    (which writes dicts to stdout); on a terminal the Trainer's own tqdm bar shows the same."""
 
     def __init__(self):
         self.progress: Progress | None = None
@@ -64,8 +65,14 @@ class ProgressLines(TrainerCallback):
         self.progress = Progress(state.max_steps, "training", unit="step", bar=False)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        if logs and "loss" in logs:
+        """The Trainer's log record as one line on stderr (in place of its dict on stdout)."""
+        if not logs or not state.is_world_process_zero:
+            return
+        if "loss" in logs:
             self.loss = logs["loss"]
+        shown = ", ".join(f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}"
+                          for key, value in logs.items())
+        say(f"log at step {state.global_step}: {shown}")
 
     def on_step_end(self, args, state, control, **kwargs):
         if self.progress is not None and state.is_world_process_zero:

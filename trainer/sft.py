@@ -135,10 +135,15 @@ def make_trainer(cfg: TrainConfig, version: Version, rows, tokenizer, settings: 
     model = load_model(cfg.model, settings, cfg.attn_implementation)
     say(f"adding LoRA (r={cfg.lora_r}, {cfg.lora_targets}) and tokenising {len(rows)} rows for TRL")
     with peft_wrap_warning_silenced():
-        return SFTTrainer(model=model, args=sft_arguments(cfg, settings, output, bar),
-                          train_dataset=rows, processing_class=tokenizer,
-                          peft_config=lora_config(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout,
-                                                  cfg.lora_targets), callbacks=callbacks)
+        trainer = SFTTrainer(model=model, args=sft_arguments(cfg, settings, output, bar),
+                             train_dataset=rows, processing_class=tokenizer,
+                             peft_config=lora_config(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout,
+                                                     cfg.lora_targets), callbacks=callbacks)
+    if not bar:  # ProgressLines logs to stderr; the printer would put dicts on stdout
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)
+    return trainer
 
 
 def train(cfg: TrainConfig) -> tuple[Any, dict[str, Any]]:
