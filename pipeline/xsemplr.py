@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from schemas.errors import UserError
+from stages.base import write_text_atomically
 
 LANGUAGES = ("en", "de", "es", "fr", "hi", "th")
 
@@ -47,12 +47,9 @@ def convert(source: Path, lang: str, output: Path) -> int:
     except (ValueError, UnicodeDecodeError) as err:
         raise UserError(f"{source}: not a JSON file ({err.__class__.__name__}); download it again") from None
     rows = mtop_rows(records, lang, source.name)
-    tmp = output.with_name(f".{output.name}.tmp")
     try:
-        tmp.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
-        os.replace(tmp, output)
+        write_text_atomically(output, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
     except OSError as err:
-        tmp.unlink(missing_ok=True)
         raise UserError(f"cannot write {output}: {err.strerror or err}; choose another output path") from None
     return len(rows)
 

@@ -198,15 +198,21 @@ def write_folder_atomically(folder: Path, fill, marker: str, marker_content: Any
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def write_json_atomically(path: Path, data: Any) -> None:
+def write_text_atomically(path: Path, text: str, encoding: str = "utf-8") -> None:
+    """Write a file under a temp name in its folder, then rename it into place: readers (and a
+    crash) see the old file or the whole new one, never half of it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False) + "\n")
+        tmp.write_text(text, encoding=encoding)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def write_json_atomically(path: Path, data: Any) -> None:
+    write_text_atomically(path, json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False) + "\n")
 
 
 # errno -> (what it means, what the user can do about it)

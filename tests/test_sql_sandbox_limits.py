@@ -110,6 +110,9 @@ def test_a_wal_mode_database_is_read_without_leaving_files(db):
     connection.close()
     before = sorted(p.name for p in db.parent.iterdir())
     assert run_readonly(db, "SELECT count(*) FROM customers").rows == [(120,)]
+    from stages.sql.schema import read_schema
+
+    assert read_schema(db, db.stem).table("customers") is not None  # the build's introspection too
     assert sorted(p.name for p in db.parent.iterdir()) == before == [db.name]
 
 

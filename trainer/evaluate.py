@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from schemas.errors import UserError
-from stages.base import write_json_atomically
+from stages.base import write_json_atomically, write_text_atomically
 from trainer.config import EvalConfig, run_cli
 from trainer.data import Version, first_items, load_split, open_version
 from trainer.generate import generate_answers
@@ -116,10 +116,8 @@ def write_outputs(report: dict[str, Any], records: list[dict[str, Any]], output:
     from trainer.plots import similarity_bars
 
     write_json_atomically(output, report)
-    lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-    tmp = output.with_name(f".{output.stem}.predictions.tmp")
-    tmp.write_text(lines, encoding="utf-8")
-    tmp.replace(output.with_name(f"{output.stem}.predictions.jsonl"))
+    write_text_atomically(output.with_name(f"{output.stem}.predictions.jsonl"),
+                          "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
     similarity_bars([report], output.with_suffix(".png"))
 
 

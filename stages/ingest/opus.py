@@ -19,6 +19,7 @@ from typing import Iterator
 
 from schemas.config import OpusSource
 from schemas.errors import UserError
+from stages.base import write_text_atomically
 from stages.ingest.access import SourceAccess
 from stages.ingest.http import HTTPClient, HTTPFailure
 from stages.ingest.readers import Invalid, RawRow, file_fingerprint
@@ -71,11 +72,7 @@ def fetch_archive(spec: OpusSource, access: SourceAccess, progress=None, http: H
     final = _by_digest(access, digest)
     final.parent.mkdir(parents=True, exist_ok=True)
     os.replace(tmp, final)  # same content, same name: a concurrent download of it is harmless
-    index = _index_path(spec, access)
-    index.parent.mkdir(parents=True, exist_ok=True)
-    part = index.with_name(f".{index.name}.{uuid.uuid4().hex[:8]}")
-    part.write_text(digest + "\n", encoding="ascii")
-    os.replace(part, index)
+    write_text_atomically(_index_path(spec, access), digest + "\n", encoding="ascii")
     return final
 
 

@@ -76,11 +76,8 @@ def authorizer(refused: list[str]):
 
 
 def open_readonly(db_path: str, limits: dict) -> sqlite3.Connection:
-    """A read-only connection. `immutable=1` (no locks, no `-wal`/`-shm` files created next to a
-    WAL-mode database) unless a `-wal` file already exists, whose content must then be read."""
-    immutable = "" if os.path.exists(db_path + "-wal") else "&immutable=1"
-    uri = f"file:{_quote_path(db_path)}?mode=ro{immutable}"
-    connection = sqlite3.connect(uri, uri=True, timeout=1.0, isolation_level=None,
+    """A read-only connection (`readonly_uri`) with the limits and the in-memory temp store."""
+    connection = sqlite3.connect(readonly_uri(db_path), uri=True, timeout=1.0, isolation_level=None,
                                  check_same_thread=False)
     try:
         connection.text_factory = _text
@@ -96,9 +93,14 @@ def open_readonly(db_path: str, limits: dict) -> sqlite3.Connection:
     return connection
 
 
-def _quote_path(path: str) -> str:
+def readonly_uri(db_path: str) -> str:
+    """The URI every read of a database uses: `mode=ro`, plus `immutable=1` (no locks, no
+    `-wal`/`-shm` files created next to a WAL-mode database) unless a `-wal` file already
+    exists, whose content must then be read."""
     from urllib.parse import quote
-    return quote(path, safe="/")
+
+    immutable = "" if os.path.exists(db_path + "-wal") else "&immutable=1"
+    return f"file:{quote(os.path.abspath(db_path), safe='/')}?mode=ro{immutable}"
 
 
 def _text(raw: bytes) -> str:

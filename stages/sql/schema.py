@@ -22,7 +22,8 @@ import sqlite3
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
-from urllib.parse import quote
+
+from stages.sql.sandbox_worker import readonly_uri
 
 SAMPLE_ROWS = 10_000  # rows read per table to sample cell values (the first ones, in storage order)
 VALUES_PER_COLUMN = 50  # distinct non-null values kept per column
@@ -74,8 +75,7 @@ class DatabaseSchema:
 @contextlib.contextmanager
 def connect_readonly(path: Path) -> Iterator[sqlite3.Connection]:
     """A read-only connection for the trusted introspection queries of this module."""
-    uri = f"file:{quote(str(Path(path).absolute()))}?mode=ro"
-    connection = sqlite3.connect(uri, uri=True)
+    connection = sqlite3.connect(readonly_uri(str(path)), uri=True)
     try:
         connection.execute("PRAGMA query_only = ON")
         yield connection
