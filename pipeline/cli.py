@@ -186,7 +186,8 @@ def resolve_config(args: argparse.Namespace) -> BuildConfig:
 
 
 def remote_settings() -> dict[str, str | None]:
-    """Hub endpoint and token, OPUS base URL: read from the environment here, and only here."""
+    """Hub endpoint and token, OPUS base URL for builds and `sources`, read from the environment
+    here (`publish` leaves its token to the Hub client, which reads the same places)."""
     from huggingface_hub import get_token
 
     return {"hub_endpoint": os.environ.get("HF_ENDPOINT") or DEFAULT_HUB_ENDPOINT, "hub_token": get_token(),

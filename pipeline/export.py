@@ -15,8 +15,8 @@ import re
 import shutil
 import uuid
 from pathlib import Path
-from typing import Any
 
+from pipeline.store import read_manifest
 from schemas.errors import UserError
 
 MAX_SHARD_BYTES = 256 * 2**20  # Arrow bytes per Parquet file: large splits go up in shards
@@ -32,13 +32,6 @@ def refuse_keys(name: str, text: str) -> str:
         raise UserError(f"{name} of this version holds something that looks like an API key "
                         f"({found.group()[:6]}...); rebuild without it in the options (keys belong in the environment)")
     return text
-
-
-def read_manifest(folder: Path) -> dict[str, Any]:
-    path = Path(folder) / "manifest.json"
-    if not path.is_file():
-        raise UserError(f"{folder}: not a version folder (no manifest.json); give OUT/<task>/<version> or OUT/<task>/latest")
-    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def shard_count(num_bytes: int, max_bytes: int = MAX_SHARD_BYTES) -> int:

@@ -1,13 +1,12 @@
 """`pipeline versions`, `show` and `tasks`: look at what was built without loading a model."""
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 from schemas.errors import UserError
 from pipeline.card import build_warnings
-from pipeline.store import SPLIT_FOLDERS, list_versions, load_split
+from pipeline.store import SPLIT_FOLDERS, list_versions, load_split, read_manifest
 from pipeline.tasks import builtin_tasks, load_task
 
 
@@ -51,10 +50,7 @@ def cmd_tasks() -> int:
 
 
 def cmd_show(path: Path, prompts_per_split: int = 2) -> int:
-    manifest_path = path / "manifest.json"
-    if not manifest_path.exists():
-        raise UserError(f"{path}: not a version folder (no manifest.json); give OUT/<task>/<version> or OUT/<task>/latest")
-    manifest = json.loads(manifest_path.read_text())
+    manifest = read_manifest(path)
     print(f"{manifest['task']} version {manifest['version']} built {manifest['created']}")
     for warning in build_warnings(manifest):
         print(f"warning: {warning}")

@@ -12,9 +12,8 @@ from typing import Callable
 from schemas.config import BuildConfig, RunOptions, SourceSpec
 from schemas.errors import UserError
 from stages.ingest.access import SourceAccess
-from stages.ingest.sources import SPLIT_FLAGS, check_source, split_source
+from stages.ingest.sources import SPLITS, SPLIT_FLAGS, check_source, split_source
 
-SPLITS = ("train", "test", "test_ood")
 
 
 def source_access(options: RunOptions, cache_root: Path) -> SourceAccess:
@@ -45,7 +44,7 @@ def sql_databases(config: BuildConfig, options: RunOptions) -> dict[str, Path]:
     from stages.sql.databases import locate_databases
 
     sources = build_sources(config, options)
-    missing = [flag for split, flag in (("train", "--train"), ("test", "--test")) if split not in sources]
+    missing = [SPLIT_FLAGS[split] for split in ("train", "test") if split not in sources]
     if missing:
         raise UserError(f"task {config.task.name!r} reads local files: pass {' and '.join(f'{m} PATH' for m in missing)} "
                         "(BIRD's train.json and dev.json, or JSONL/Parquet with question, evidence, SQL, db_id)")

@@ -96,7 +96,7 @@ def publish_version_folder(folder: Path, repo_id: str, private: bool = False, ap
                            license_override: str | None = None, log=None) -> str:
     """Export `folder` and commit it to `main` of `repo_id`, tagged with the version. A version
     whose tag is already there is left alone: no new commit."""
-    from pipeline.export import read_manifest
+    from pipeline.store import read_manifest
     from pipeline.hub_card import card_license
 
     log = log or (lambda line: None)

@@ -11,21 +11,12 @@ from pathlib import Path
 from typing import Callable
 
 from pipeline.preflight import SPLITS, source_access
+from pipeline.prune import human_size
 from pipeline.tasks import load_task
 from schemas.config import RunOptions, SourceSpec, TaskConfig
 from schemas.errors import UserError
 from stages.base import writing
 from stages.ingest.sources import check_source, label, source_rows
-
-
-def _human(size: float | None) -> str:
-    if not size:
-        return "-"
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return "-"
 
 
 def task_sources(task: TaskConfig) -> dict[str, SourceSpec]:
@@ -53,7 +44,7 @@ def _probe(split: str, spec: SourceSpec, options: RunOptions, cache_root: Path, 
             return _row(split, spec, "ok", f"downloaded, {rows} rows")
         cached = " (in the cache)" if found.get("cached") else ""
         cached += f", sha256 {found['sha256']}" if found.get("sha256") else ""
-        return _row(split, spec, "ok", f"{found.get('files', 0)} file(s), {_human(found.get('bytes'))}{cached}")
+        return _row(split, spec, "ok", f"{found.get('files', 0)} file(s), {human_size(found['bytes']) if found.get('bytes') else '-'}{cached}")
     except UserError as err:
         return _row(split, spec, "FAIL", str(err))
 

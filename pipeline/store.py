@@ -17,10 +17,19 @@ from typing import Any
 import pyarrow as pa
 
 from schemas.config import BuildConfig, RunOptions
+from schemas.errors import UserError
 from stages.base import StageResult, fingerprint, write_json_atomically, writing
 
 SPLIT_FOLDERS = {"train_zero": "train-zero", "train_random": "train-random", "train_similar": "train-similar",
                  "train_contrastive": "train-contrastive", "eval": "eval", "probe": "probe"}
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    """The manifest of a version folder, or one line saying what folder to give instead."""
+    path = Path(folder) / "manifest.json"
+    if not path.is_file():
+        raise UserError(f"{folder}: not a version folder (no manifest.json); give OUT/<task>/<version> or OUT/<task>/latest")
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def package_version() -> str:

@@ -143,7 +143,7 @@ def test_every_precondition_is_reported_at_once(tmp_path, monkeypatch):
     assert not (tmp_path / ".cache" / "stages").exists()  # nothing ran
 
 
-def test_repo_file_names_that_would_leave_the_cache_are_refused(fake_hub, tmp_path):
+def test_repo_file_names_that_would_leave_the_cache_are_refused():
     from schemas.errors import UserError
     from stages.ingest.hub import safe_name
 

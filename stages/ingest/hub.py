@@ -192,6 +192,12 @@ def _data_file_entries(value) -> list[dict]:
     return out
 
 
+def hub_label(spec: HubSource) -> str:
+    """How a Hub source is named to the user and in the manifest: `hub:repo/config(s)/split`."""
+    config = f"{spec.source.name}+{spec.target.name}" if spec.source and spec.target else spec.name or "default"
+    return f"hub:{spec.path}/{config}/{spec.split}"
+
+
 def default_split_patterns(prefix: str, split: str) -> list[str]:
     """File patterns of a split in the Hub's default layout (no explicit data_files): files named
     after the split, at the top or one folder down (`data/test-00000-of-00001.parquet`)."""

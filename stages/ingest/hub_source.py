@@ -14,7 +14,7 @@ from schemas.config import HubSource
 from schemas.errors import UserError
 from stages.ingest.access import SourceAccess
 from stages.ingest.datafiles import read_columns
-from stages.ingest.hub import SHA, HubRepo, safe_name
+from stages.ingest.hub import SHA, HubRepo, hub_label, safe_name
 from stages.ingest.readers import RawRow
 
 
@@ -29,8 +29,7 @@ def resolve_manifest_path(access: SourceAccess, spec: HubSource) -> Path:
 
 def hub_rows(spec: HubSource, access: SourceAccess, progress=None) -> Iterator[RawRow]:
     """Rows of a Hub source: one config with two fields, or two configs joined by sentence id."""
-    config = f"{spec.source.name}+{spec.target.name}" if spec.source and spec.target else spec.name or "default"
-    name = f"hub:{spec.path}/{config}/{spec.split}"
+    name = hub_label(spec)
     for index, (source, target) in enumerate(_pairs(spec, access, progress), start=1):
         yield RawRow(name, index, source, target)
 

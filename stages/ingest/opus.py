@@ -28,6 +28,11 @@ MAX_ARCHIVE_BYTES = 4 << 30
 MAX_LINE_CHARS = 100_000
 
 
+def opus_label(spec: OpusSource) -> str:
+    """How an OPUS source is named to the user and in the manifest."""
+    return f"opus:{spec.corpus}/{spec.version}/{spec.pair}"
+
+
 def archive_url(spec: OpusSource, access: SourceAccess) -> str:
     return f"{access.opus_url.rstrip('/')}/OPUS-{spec.corpus}/{spec.version}/moses/{spec.pair}.txt.zip"
 
@@ -90,7 +95,7 @@ def check_opus(spec: OpusSource, access: SourceAccess, http: HTTPClient | None =
     """Probe the archive without downloading it (a cached archive needs no network)."""
     found = cached_archive(spec, access)
     if found is not None:
-        return {"files": 1, "bytes": found.stat().st_size, "cached": True, "sha256": file_fingerprint(found)}
+        return {"files": 1, "bytes": found.stat().st_size, "cached": True, "sha256": found.stem}  # stored under its digest
     url = archive_url(spec, access)
     try:
         size = (http or HTTPClient()).head(url)
@@ -102,7 +107,7 @@ def check_opus(spec: OpusSource, access: SourceAccess, http: HTTPClient | None =
 def opus_rows(spec: OpusSource, access: SourceAccess, progress=None) -> Iterator[RawRow]:
     """Aligned line pairs of the archive, source side first whatever the pair's order."""
     path = fetch_archive(spec, access, progress)
-    name = f"opus:{spec.corpus}/{spec.version}/{spec.pair}"
+    name = opus_label(spec)
     members = {lang: f"{spec.corpus}.{spec.pair}.{lang}" for lang in (spec.source_lang, spec.target_lang)}
     try:
         archive = zipfile.ZipFile(path)

@@ -16,6 +16,7 @@ from stages.ingest.access import SourceAccess
 from stages.ingest.readers import RawRow, file_fingerprint, read_local
 
 SPLIT_FLAGS = {"train": "--train", "test": "--test", "test_ood": "--test-ood"}
+SPLITS = tuple(SPLIT_FLAGS)
 
 
 def split_source(task: TaskConfig, split: str, override: str | None) -> SourceSpec | None:
@@ -45,11 +46,13 @@ def label(spec: SourceSpec) -> str:
     if spec.path:
         return Path(spec.path).name
     if spec.hub:
-        h = spec.hub
-        config = f"{h.source.name}+{h.target.name}" if h.source and h.target else h.name or "default"
-        return f"hub:{h.path}/{config}/{h.split}"
+        from stages.ingest.hub import hub_label
+
+        return hub_label(spec.hub)
     if spec.opus:
-        return f"opus:{spec.opus.corpus}/{spec.opus.version}/{spec.opus.pair}"
+        from stages.ingest.opus import opus_label
+
+        return opus_label(spec.opus)
     return "none"
 
 

@@ -18,11 +18,10 @@ from schemas.rows import PAIR_SCHEMA, TEST_PAIR_SCHEMA
 from stages.base import Artifacts, Stage, StageStats
 from stages.ingest.access import SourceAccess
 from stages.ingest.readers import Invalid, RawRow
-from stages.ingest.sources import label, source_rows, split_source
+from stages.ingest.sources import SPLITS, label, source_rows, split_source
 from stages.sql.literals import one_line
 from stages.text import clean_text, normalize_text, retrieval_view
 
-SPLITS = ("train", "test", "test_ood")
 REJECT_SCHEMA = pa.schema([("file", pa.string()), ("line", pa.int64()), ("reason", pa.string()),
                            ("detail", pa.string())])
 

@@ -27,6 +27,7 @@ import functools
 import re
 from dataclasses import dataclass
 
+from stages.sql.literals import sql_literal
 from stages.sql.schema import Column, DatabaseSchema, Table
 
 MAX_COLUMNS = 20  # columns shown for a table linked by its name (besides the matched ones)
@@ -139,15 +140,11 @@ def _column_text(column: Column) -> str:
 
 def _examples(column: Column, matched: list | None) -> str:
     values = matched or [v for v in column.values if isinstance(v, str)][:SHOWN_VALUES]
-    return " -- e.g. " + ", ".join(_quoted(v) for v in values) if values else ""
+    return " -- e.g. " + ", ".join(sql_literal(v, True) for v in values) if values else ""
 
 
 def _name(name: str) -> str:
     return name if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) else "`" + name.replace("`", "``") + "`"
-
-
-def _quoted(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def linked_schema_text(schema: DatabaseSchema, text: str) -> str:

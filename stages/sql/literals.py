@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from stages.sql.schema import DatabaseSchema
+from stages.sql.statements import QUOTE_CLOSERS, skip_comment, skip_quoted
 
 COMPARISONS = ("EQ", "NEQ", "GT", "GTE", "LT", "LTE", "In", "Between")
 
@@ -136,33 +137,15 @@ def one_line(sql: str) -> str:
     i, n, gap = 0, len(sql), False
     while i < n:
         ch = sql[i]
-        if ch in "'\"`[":
-            end = _quoted_end(sql, i)
+        if ch in QUOTE_CLOSERS:
+            end = skip_quoted(sql, i)
             out.append((" " if gap and out else "") + sql[i:end])
             i, gap = end, False
-        elif sql.startswith("--", i):
-            newline = sql.find("\n", i)
-            i, gap = (n if newline < 0 else newline), True
-        elif sql.startswith("/*", i):
-            close = sql.find("*/", i + 2)
-            i, gap = (n if close < 0 else close + 2), True
+        elif sql.startswith(("--", "/*"), i):
+            i, gap = skip_comment(sql, i), True
         elif ch.isspace():
             i, gap = i + 1, True
         else:
             out.append((" " if gap and out else "") + ch)
             i, gap = i + 1, False
     return "".join(out)
-
-
-def _quoted_end(sql: str, start: int) -> int:
-    """Index just past the quoted token opening at `start` (doubled quotes escape; `[...]` as SQLite)."""
-    close = "]" if sql[start] == "[" else sql[start]
-    j = start + 1
-    while j < len(sql):
-        if sql[j] == close:
-            if close != "]" and sql.startswith(close * 2, j):
-                j += 2
-                continue
-            return j + 1
-        j += 1
-    return len(sql)

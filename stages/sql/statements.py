@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-_CLOSERS = {"'": "'", '"': '"', "`": "`", "[": "]"}
+QUOTE_CLOSERS = {"'": "'", '"': '"', "`": "`", "[": "]"}
 _WORD = re.compile(r"[A-Za-z_]+")
 _VARIABLE_STARTS = "$@:#"
 
@@ -40,10 +40,10 @@ def _skip_variable(sql: str, start: int) -> int:
     return i
 
 
-def _skip_quoted(sql: str, start: int) -> int:
+def skip_quoted(sql: str, start: int) -> int:
     """Index just past the quoted token opening at `start` (a doubled closer is an escape,
     except in [...]); an unterminated token runs to the end."""
-    closer = _CLOSERS[sql[start]]
+    closer = QUOTE_CLOSERS[sql[start]]
     i = start + 1
     while True:
         end = sql.find(closer, i)
@@ -55,7 +55,7 @@ def _skip_quoted(sql: str, start: int) -> int:
         return end + 1
 
 
-def _skip_comment(sql: str, start: int) -> int:
+def skip_comment(sql: str, start: int) -> int:
     """Index just past the comment opening at `start` (an unterminated /* runs to the end)."""
     if sql.startswith("--", start):
         end = sql.find("\n", start)
@@ -71,12 +71,12 @@ def _pieces(sql: str) -> list[tuple[str, str]]:
     i = 0
     while i < len(sql):
         char = sql[i]
-        if char in _CLOSERS:
-            end = _skip_quoted(sql, i)
+        if char in QUOTE_CLOSERS:
+            end = skip_quoted(sql, i)
             original.append(sql[i:end])
             code.append(sql[i:end])
         elif sql.startswith("--", i) or sql.startswith("/*", i):
-            end = _skip_comment(sql, i)
+            end = skip_comment(sql, i)
             original.append(sql[i:end])
             code.append(" ")
         elif char in _VARIABLE_STARTS:

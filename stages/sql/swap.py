@@ -122,6 +122,5 @@ def _rewrite(text: str, slots: list[_Slot], picks: list) -> str:
     if not text:
         return text
     by_old = {slot.value: value_text(pick) for slot, pick in zip(slots, picks)}
-    pattern = re.compile("|".join(f"(?<!\\w){re.escape(old)}(?!\\w)"
-                                  for old in sorted(by_old, key=len, reverse=True)))
+    pattern = re.compile("|".join(_pattern(old).pattern for old in sorted(by_old, key=len, reverse=True)))
     return pattern.sub(lambda match: by_old[match.group(0)], text)
