@@ -109,20 +109,11 @@ def empty_split_error(version: Version, split: str) -> UserError:
                      f"{empty_split_cause(version, split)}")
 
 
-def _saved_without_rows(path: Path) -> bool:
-    """A `save_to_disk` folder of 0 rows lists no data files, and `load_from_disk` fails on it;
-    this reads that from the folder's state.json, for manifests that do not count rows."""
-    try:
-        state = json.loads((path / "state.json").read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return False
-    return state.get("_data_files") == []
-
-
 def load_split(version: Version, split: str):
     """One split as a `datasets.Dataset`, with a clear error when the build did not write it or
-    left it empty. Emptiness is read from the manifest first, so a split folder that holds no
-    rows (and may not even load) is refused before `datasets` is imported."""
+    left it empty. Emptiness is read from the manifest first, so an empty split is refused before
+    `datasets` is imported; a folder whose manifest does not count rows is opened and refused by
+    its length."""
     if split not in SPLITS:
         raise UserError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
     path = version.folder / split
@@ -131,14 +122,14 @@ def load_split(version: Version, split: str):
     exported = sorted((version.folder / "data" / split).glob("*.parquet"))
     if not exported and not path.is_dir() and recorded_rows(version, split) != 0:
         raise UserError(f"{path}: split missing from this version; rebuild it with `pipeline build`")
-    if recorded_rows(version, split) == 0 or (not exported and _saved_without_rows(path)):
+    if recorded_rows(version, split) == 0:
         raise empty_split_error(version, split)
     if exported:
         dataset = read_parquet_split(exported)
     else:
-        from datasets import load_from_disk
+        from pipeline.store import load_split as load_saved_split  # opens older empty splits too
 
-        dataset = load_from_disk(str(path))
+        dataset = load_saved_split(path)
     if len(dataset) == 0:
         raise empty_split_error(version, split)
     return dataset
