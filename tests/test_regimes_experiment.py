@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments.regimes.aggregate import (judge_worst, paired_difference, seed_mean_rows,
+from experiments.regimes.aggregate import (by_bin, judge_worst, paired_difference, seed_mean_rows,
                                            seed_of)
 from experiments.regimes.summary import write_results
 
@@ -82,11 +82,34 @@ def test_seeds_are_averaged_per_row_and_ties_are_inconclusive() -> None:
     other = {k: {**v, "score": 1.0 - v["score"]} for k, v in one.items()}
     mean = seed_mean_rows({0: one, 1: other})
     assert {round(v["score"], 3) for v in mean.values()} == {0.5}
-    diff = paired_difference(one, other)
+    diff = paired_difference({0: one}, {0: other})
     assert diff["high"]["mean"] == 1.0 and diff["low"]["mean"] == -1.0
-    pooled = {"a": mean, "b": mean}
+    pooled = {"a": {0: mean}, "b": {0: mean}}
     assert judge_worst(pooled, "a", ("a", "b"), "high")["verdict"] == "inconclusive"
-    assert judge_worst({"a": one, "b": other}, "a", ("b",), "high")["verdict"] == "contradicted"
+    assert judge_worst({"a": {0: one}, "b": {0: other}}, "a", ("b",), "high")["verdict"] == "contradicted"
+
+
+def test_intervals_include_seed_variance() -> None:
+    """Two seeds that disagree on every row: the item bootstrap alone would give a zero-width
+    interval around 0.5 (every item scores 0.5 after averaging); resampling seeds widens it."""
+    one = {r["id"]: {"item": r["target_id"], "bin": "high" if r["max_sim"] > 0.5 else "low",
+                     "score": r["exact_match"]} for r in _rows(0.0, 1.0)}
+    other = {k: {**v, "score": 1.0 - v["score"]} for k, v in one.items()}
+    high = by_bin({0: one, 1: other})["high"]
+    assert high["mean"] == 0.5 and high["low"] == 0.0 and high["high"] == 1.0
+    assert high["seeds"] == [2]
+    same = by_bin({0: one, 1: one})["high"]
+    assert same["low"] == same["high"] == 1.0
+
+
+def test_d3_mixture_is_judged_against_contrastive(work: Path, tmp_path: Path) -> None:
+    for seed in (0, 1):  # as good as contrastive in Low, clearly worse in High
+        _write_model(work, f"mixture-s{seed}", 1.0, 0.0)
+    results = write_results(work, "demo", tmp_path / "results", tmp_path / "figures")
+    claim = results["claims"]["d3_mixture_ties_low_medium_loses_high"]
+    assert claim["verdict"] == "supported"
+    assert results["by_bin"]["mixture"]["high"]["mean"] == 0.0
+    assert results["claims"]["d_contrastive_best_or_tied"]["verdict"] == "supported"  # base..contrastive only
 
 
 def test_seed_is_read_from_the_report_name() -> None:
@@ -113,3 +136,19 @@ def test_ablation_compares_each_build_to_the_first_on_paired_rows(tmp_path: Path
     assert "0.2/0.2/0.5/0" in markdown(table, "default")
     on_chrf = ablation(tmp_path, ["default", "eps0"], metric="chrf")  # chrF/100: same 0-1 scale
     assert on_chrf["eps0"]["minus_default"]["low"]["mean"] == -1.0
+
+
+def test_paper_scale_plan_parses_and_covers_every_regime_and_variant(capsys) -> None:
+    from experiments.regimes.paper_scale import VARIANTS, Scale, expected_hours, main, plan
+    from experiments.regimes.run import parse_args
+
+    steps = plan(Scale(), "/models/one-b", jobs=4)
+    parsed = [parse_args(argv) for _, argv in steps]
+    assert "mixture" in parsed[0].models and parsed[0].pool_size == 50_000 and parsed[0].steps == -1
+    assert {p.name for p in parsed[1:]} == {f"paper-{name}" for name in VARIANTS}
+    assert all(p.models == ["contrastive"] for p in parsed[1:])
+    assert 0.1 < expected_hours(Scale(), 4) < 24
+    assert main(["--model", "/models/one-b", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "--train-limit=200 --epochs=5" in out and "--w-similar 0.5" in out
+    assert "--no-progress --p=0.5 --eps=0" in out  # p = 0.5 leaves no room for eps

@@ -22,15 +22,22 @@ from schemas.errors import UserError
 from stages.base import write_json_atomically
 
 from . import TASK
-from .aggregate import METRICS, by_bin, load_predictions, paired_difference, seed_mean_rows
+from .aggregate import METRICS, by_bin, load_predictions, paired_difference
 from .figures import figure3
 
 HERE = Path(__file__).resolve().parent
 
 
 def build_weights(work: Path) -> dict[str, float]:
-    manifest = work / TASK / "latest" / "manifest.json"
-    return json.loads(manifest.read_text(encoding="utf-8"))["config"]["weights"]
+    """The context-kind weights of the build under `work` (whichever synthetic task it is)."""
+    manifests = sorted(work.glob("*/latest/manifest.json"))
+    if not manifests:
+        raise UserError(f"{work}: no <task>/latest/manifest.json; run experiments.regimes.run first")
+    return json.loads(manifests[0].read_text(encoding="utf-8"))["config"]["weights"]
+
+
+def _row_ids(runs: dict) -> set[str]:
+    return set.intersection(*(set(rows) for rows in runs.values()))
 
 
 def contrastive_rows(work: Path, seeds: list[int] | None = None, metric: str = "exact_match"
@@ -39,7 +46,7 @@ def contrastive_rows(work: Path, seeds: list[int] | None = None, metric: str = "
     runs = {s: rows for s, rows in runs.items() if seeds is None or s in seeds}
     if not runs:
         raise UserError(f"{work}/eval: no contrastive-s*.predictions.jsonl; run the build first")
-    return seed_mean_rows(runs), sorted(runs)
+    return runs, sorted(runs)
 
 
 def ablation(work: Path, names: list[str], seeds: list[int] | None = None,
@@ -47,7 +54,7 @@ def ablation(work: Path, names: list[str], seeds: list[int] | None = None,
     """Only `seeds` when given, so builds with different numbers of finished seeds compare fairly."""
     rows = {name: contrastive_rows(work / name, seeds, metric) for name in names}
     reference = names[0]
-    if any(set(r) != set(rows[reference][0]) for r, _ in rows.values()):
+    if any(_row_ids(r) != _row_ids(rows[reference][0]) for r, _ in rows.values()):
         raise UserError(f"{work}: the builds' eval rows differ; rebuild them with the same "
                         "pool, test and seed options")
     return {name: {"weights": build_weights(work / name), "seeds": seeds,
@@ -80,16 +87,17 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="default: every seed")
     parser.add_argument("--results", type=Path, default=HERE / "results")
     parser.add_argument("--figures", type=Path, default=HERE / "figures")
+    parser.add_argument("--task", default=TASK, help="the task the builds are of (figure title)")
     parser.add_argument("--output", default="ablation", help="name of the results and figure files")
     args = parser.parse_args(argv)
     tables = {metric: ablation(args.work, args.names, args.seeds, metric)
               for metric in ("exact_match", "chrf")}
     write_json_atomically(args.results / f"{args.output}.json", tables)
-    text = "\n".join(f"{METRICS[metric][1]} by bin, seeds pooled, 95% item-bootstrap interval\n\n"
+    text = "\n".join(f"{METRICS[metric][1]} by bin, seed mean, 95% seed-and-item bootstrap interval\n\n"
                      + markdown(table, args.names[0]) for metric, table in tables.items())
     (args.results / f"{args.output}.md").write_text(text, encoding="utf-8")
     table = tables["exact_match"]
-    plot = {"dataset": {"task": TASK, "version": args.output, "primary_metric": "exact_match"},
+    plot = {"dataset": {"task": args.task, "version": args.output, "primary_metric": "exact_match"},
             "by_bin": {f"contrastive/{n}": e["by_bin"] for n, e in table.items()},
             "seeds": {f"contrastive/{n}": e["seeds"] for n, e in table.items()}}
     figure3(plot, args.figures / f"{args.output}_figure3.png")

@@ -1,10 +1,10 @@
-"""Pool the per-seed evaluation and probe outputs of one build and judge the paper's four claims.
+"""Pool the per-seed evaluation and probe outputs of one build and judge the paper's claims.
 
-Seeds are pooled per model by averaging each eval row over seeds; 95% intervals come from
-resampling test items (all rows of an item together, as `trainer.report` does), so they describe
-test-set sampling, not seed spread (reported separately). Claims are judged on *paired*
-differences (the same rows scored by two models), whose intervals are tighter than comparing two
-unpaired intervals.
+A model's score is the mean over its seeds of each eval row. 95% intervals resample both sources
+of variation at once: training seeds (with replacement, per model, independently) and test items
+(all rows of an item together, as `trainer.report` does), so they describe what a rerun with new
+seeds on new test items could give. Claims are judged on *paired* differences (the same rows
+scored by two models), whose intervals are tighter than comparing two unpaired intervals.
 """
 from __future__ import annotations
 
@@ -16,15 +16,19 @@ from typing import Any
 import numpy as np
 
 from schemas.errors import UserError
-from trainer.report import BIN_NAMES, bootstrap_group_means, similarity_bin
+from trainer.report import BIN_NAMES, similarity_bin
 
-REGIMES = ("zero", "random", "similar", "contrastive")
+# the paper's four regimes, then its appendix D.3 mixture (random + similar contexts only)
+PAPER_REGIMES = ("zero", "random", "similar", "contrastive")
+REGIMES = (*PAPER_REGIMES, "mixture")
 MODELS = ("base", *REGIMES)
+PAPER_MODELS = ("base", *PAPER_REGIMES)
 IC_TRAIN = ("random", "similar", "contrastive")
 PROBES = ("iwl", "icl", "copy", "copy_nongold")
-RESAMPLES, BOOT_SEED = 1000, 0
+RESAMPLES, BOOT_SEED, LEVEL = 1000, 0, 0.95
 # per-row metric in the prediction files -> (divisor to a 0-1 score, name in tables)
 METRICS = {"exact_match": (1.0, "exact match"), "chrf": (100.0, "chrF/100"), "comet": (1.0, "COMET-22")}
+Runs = dict  # seed (None for the untuned base) -> row id -> {item, bin, score}
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -53,7 +57,7 @@ def load_predictions(eval_dir: Path, metric: str) -> dict[str, dict[int | None, 
     return dict(runs)
 
 
-def seed_mean_rows(per_seed: dict[int | None, dict[str, dict]]) -> dict[str, dict]:
+def seed_mean_rows(per_seed: Runs) -> dict[str, dict]:
     """One row per eval row id, its score averaged over the seeds that have it."""
     ids = set.intersection(*(set(rows) for rows in per_seed.values()))
     return {i: {**next(iter(per_seed.values()))[i],
@@ -61,19 +65,54 @@ def seed_mean_rows(per_seed: dict[int | None, dict[str, dict]]) -> dict[str, dic
             for i in sorted(ids)}
 
 
-def by_bin(rows: dict[str, dict]) -> dict[str, dict[str, Any]]:
-    values = list(rows.values())
-    stats = bootstrap_group_means([r["item"] for r in values], [r["bin"] for r in values],
-                                  [r["score"] for r in values], RESAMPLES, BOOT_SEED)
-    return {name: _rounded(stats[name]) for name in BIN_NAMES if name in stats}
+def _seed_weights(n_seeds: int, rng: np.random.Generator) -> np.ndarray:
+    """resamples x seeds: how often each seed is drawn, over the number of seeds."""
+    draws = rng.integers(0, n_seeds, size=(RESAMPLES, n_seeds))
+    weights = np.zeros((RESAMPLES, n_seeds))
+    np.add.at(weights, (np.arange(RESAMPLES)[:, None], draws), 1.0)
+    return weights / n_seeds
 
 
-def paired_difference(a: dict[str, dict], b: dict[str, dict]) -> dict[str, dict[str, Any]]:
-    """Mean of a - b per bin over the rows both have, with an item-bootstrap 95% interval."""
-    ids = sorted(set(a) & set(b))
-    stats = bootstrap_group_means([a[i]["item"] for i in ids], [a[i]["bin"] for i in ids],
-                                  [a[i]["score"] - b[i]["score"] for i in ids], RESAMPLES, BOOT_SEED)
-    return {name: _rounded(stats[name]) for name in BIN_NAMES if name in stats}
+def seed_item_bootstrap(terms: list[tuple[float, Runs]]) -> dict[str, dict[str, Any]]:
+    """Per bin: the mean of sum(sign * model score) over the rows every run has, with a percentile
+    interval from resampling each term's seeds and, jointly, the test items."""
+    ids = sorted(set.intersection(*(set(rows) for _, runs in terms for rows in runs.values())))
+    if not ids:
+        raise UserError("no eval row is shared by the runs compared; they come from different builds")
+    first = next(iter(terms[0][1].values()))
+    items, item_index = np.unique([first[i]["item"] for i in ids], return_inverse=True)
+    bins = np.array([first[i]["bin"] for i in ids])
+    rng = np.random.default_rng(BOOT_SEED)
+    point, mixed = np.zeros(len(ids)), np.zeros((RESAMPLES, len(ids)))
+    for sign, runs in terms:
+        scores = np.array([[rows[i]["score"] for i in ids] for rows in runs.values()])
+        point += sign * scores.mean(axis=0)
+        mixed += sign * (_seed_weights(len(scores), rng) @ scores)
+    counts = np.zeros((RESAMPLES, len(items)))
+    np.add.at(counts, (np.arange(RESAMPLES)[:, None], rng.integers(0, len(items), (RESAMPLES, len(items)))), 1.0)
+    tail = (1.0 - LEVEL) / 2.0 * 100.0
+    out = {}
+    for name in [b for b in BIN_NAMES if (bins == b).any()]:
+        rows = bins == name
+        weights = counts[:, item_index[rows]]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = (weights * mixed[:, rows]).sum(axis=1) / weights.sum(axis=1)
+        means = means[np.isfinite(means)]
+        low, high = np.percentile(means, [tail, 100.0 - tail]) if means.size else (np.nan, np.nan)
+        out[name] = _rounded({"mean": float(point[rows].mean()), "low": float(low), "high": float(high),
+                              "rows": int(rows.sum()), "items": int(len(np.unique(item_index[rows]))),
+                              "seeds": [len(runs) for _, runs in terms]})
+    return out
+
+
+def by_bin(runs: Runs) -> dict[str, dict[str, Any]]:
+    """Seed-mean score per bin with a seed-and-item bootstrap interval."""
+    return seed_item_bootstrap([(1.0, runs)])
+
+
+def paired_difference(a: Runs, b: Runs) -> dict[str, dict[str, Any]]:
+    """Mean of a - b per bin over the rows both have; seeds of a and b resampled independently."""
+    return seed_item_bootstrap([(1.0, a), (-1.0, b)])
 
 
 def _rounded(stats: dict[str, Any]) -> dict[str, Any]:
@@ -102,8 +141,8 @@ def judge_worst(pooled, model: str, others: tuple[str, ...], bin_name: str) -> d
 def judge_contrastive(pooled, table) -> dict[str, Any]:
     """Claim (d): per bin, contrastive is the best model or its gap to the best includes 0."""
     per_bin, verdicts = {}, []
-    for bin_name in [b for b in BIN_NAMES if all(b in table[m] for m in MODELS)]:
-        best = max(MODELS, key=lambda m: table[m][bin_name]["mean"])
+    for bin_name in [b for b in BIN_NAMES if all(b in table[m] for m in PAPER_MODELS)]:
+        best = max(PAPER_MODELS, key=lambda m: table[m][bin_name]["mean"])
         if best == "contrastive":
             per_bin[bin_name], verdict = {"best": best}, "supported"
         else:
@@ -117,7 +156,7 @@ def judge_contrastive(pooled, table) -> dict[str, Any]:
 
 def judge_copy(probes: dict[str, Any]) -> dict[str, Any]:
     """Claim (c), second half: similar has the highest final copy score (mean over seeds)."""
-    final = {r: probes[r]["final"]["copy_nongold"] for r in REGIMES if r in probes}
+    final = {r: probes[r]["final"]["copy_nongold"] for r in PAPER_REGIMES if r in probes}
     ranked = sorted(final, key=lambda r: final[r]["mean"], reverse=True)
     top, runner = ranked[0], ranked[1]
     # seed ranges must not overlap, and one seed cannot show that
@@ -129,11 +168,25 @@ def judge_copy(probes: dict[str, Any]) -> dict[str, Any]:
     return {"verdict": verdict, "highest": top, "final_copy_nongold": final}
 
 
+def judge_mixture(pooled) -> dict[str, Any]:
+    """Appendix D.3: the random + similar mixture is as good as contrastive in the Low and Medium
+    bins and loses in the High bin (it has no paraphrases). Supported when contrastive - mixture
+    excludes 0 upwards in High and includes 0 in Low and Medium."""
+    per_bin = paired_difference(pooled["contrastive"], pooled["mixture"])
+    diffs = {b: {"pair": "contrastive - mixture", "bin": b, **per_bin[b]} for b in BIN_NAMES if b in per_bin}
+    level = [sign_of(diffs[b]) for b in ("low", "medium") if b in diffs]
+    high = sign_of(diffs["high"]) if "high" in diffs else 0
+    verdict = ("contradicted" if high < 0 or any(level) else
+               "supported" if high > 0 else "inconclusive")
+    return {"verdict": verdict, "differences": list(diffs.values())}
+
+
 def judge_claims(pooled, table, probes) -> dict[str, Any]:
     copy = judge_copy(probes)
     low = judge_worst(pooled, "similar", IC_TRAIN, "low")
     both = [low["verdict"], copy["verdict"]]
-    return {
+    mixture = {"d3_mixture_ties_low_medium_loses_high": judge_mixture(pooled)} if "mixture" in pooled else {}
+    return {**mixture,
         "a_zero_loses_icl_high": judge_worst(pooled, "zero", ("base", "contrastive"), "high"),
         "b_random_worst_high": judge_worst(pooled, "random", IC_TRAIN, "high"),
         "c_similar_worst_low_copies_most": {

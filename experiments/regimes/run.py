@@ -1,6 +1,7 @@
-"""Command line: build align-synth-v1, fine-tune every regime per seed, evaluate, aggregate, plot.
+"""Command line: build a synthetic task, fine-tune every regime per seed, evaluate, aggregate, plot.
 
-    python -m experiments.regimes.run --seeds 0 1 2
+    python -m experiments.regimes.run --seeds 0 1 2                          # align-synth (C.4)
+    python -m experiments.regimes.run --seeds 0 1 2 --task align-synth-v1    # the committed first round
 
 Every step is a call of the project's own commands (`pipeline build`, `trainer/sft.py`,
 `trainer/evaluate.py`), printed before it runs and logged under `<work>/logs/`, so each number in
@@ -34,6 +35,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--model", default="models/smollm2-135m", help="converted SmolLM2 folder")
     parser.add_argument("--work", type=Path, default=Path("runs/regimes"),
                         help="datasets, adapters, reports and logs (git-ignored)")
+    parser.add_argument("--task", default=TASK, help="synthetic task to build (default %(default)s)")
     parser.add_argument("--name", default="default", help="name of this build in results")
     parser.add_argument("--steps", type=int, default=40, help="optimizer steps, every regime")
     parser.add_argument("--probe-every", type=int, default=10)
@@ -47,6 +49,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--train-arg", action="append", default=[],
                         help="extra `trainer/sft.py` flag for every regime, e.g. --train-arg=--learning-rate=1e-3")
     parser.add_argument("--pool-size", type=int, default=600)
+    parser.add_argument("--test-size", type=int, default=40, help="in-domain test inputs of the build")
+    parser.add_argument("--ood-size", type=int, default=20, help="out-of-domain test inputs of the build")
+    parser.add_argument("--probe-size", type=int, default=10, help="probe items of the build")
     parser.add_argument("--results", type=Path, default=HERE / "results")
     parser.add_argument("--figures", type=Path, default=HERE / "figures")
     parser.add_argument("--dry-run", action="store_true", help="print the commands only")
@@ -70,17 +75,37 @@ def run_step(command: list[str], log: Path, dry_run: bool) -> float:
     return seconds
 
 
-def build_dataset(args: argparse.Namespace) -> Path:
+# Appendix D.3's mixture: random and similar contexts only (no near example, no paraphrase),
+# trained as the contrastive split of a second build that differs from the first in nothing else
+MIXTURE_WEIGHTS = ("--w-random", "0.5", "--w-similar", "0.5", "--w-near", "0", "--w-paraphrase", "0")
+
+
+def build_dataset(args: argparse.Namespace, mixture: bool = False) -> Path:
     """Build (or reuse, the pipeline caches by content) the version; returns its folder."""
-    out = args.work / args.name
-    command = ["pipeline", "build", "--task", TASK, "--out", str(out), "--seed", "0",
-               "--pool-size", str(args.pool_size), "--test-size", "40", "--ood-size", "20",
-               "--probe-size", "10", "--no-progress", *args.build_arg]
-    run_step(command, args.work / "logs" / f"{args.name}-build.log", args.dry_run)
-    return (out / TASK / "latest").resolve() if not args.dry_run else out
+    out = args.work / args.name / "mixture-build" if mixture else args.work / args.name
+    command = [sys.executable, "-m", "pipeline.cli", "build", "--task", args.task, "--out", str(out), "--seed", "0",
+               "--pool-size", str(args.pool_size), "--test-size", str(args.test_size),
+               "--ood-size", str(args.ood_size), "--probe-size", str(args.probe_size), "--no-progress",
+               *args.build_arg, *(MIXTURE_WEIGHTS if mixture else ())]
+    log = f"{args.name}-build{'-mixture' if mixture else ''}.log"
+    run_step(command, args.work / "logs" / log, args.dry_run)
+    return (out / args.task / "latest").resolve() if not args.dry_run else out
+
+
+def same_eval_rows(first: Path, second: Path) -> None:
+    """The mixture is compared to the other models row by row, so its build must hold the very
+    same eval rows (ids, prompts, gold) as the main build."""
+    from pipeline.store import load_split
+
+    columns = ("id", "prompt", "completion", "max_sim")
+    a, b = load_split(first / "eval"), load_split(second / "eval")
+    if any(a[c] != b[c] for c in columns):
+        raise UserError(f"{second}: its eval rows differ from {first}'s; the mixture build must "
+                        "differ from the main build in the context weights only")
 
 
 def train_command(args, data: Path, regime: str, seed: int, folder: Path) -> list[str]:
+    regime = "contrastive" if regime == "mixture" else regime  # the mixture build's contrastive split
     return [sys.executable, "trainer/sft.py", "--data", str(data), "--regime", regime,
             "--model", args.model, "--output-dir", str(folder), "--max-steps", str(args.steps),
             "--seed", str(seed), "--probe-every", str(args.probe_every),
@@ -116,9 +141,13 @@ def base_chain(args, data: Path) -> None:
 def main(argv=None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
-    data = build_dataset(args)
-    chains = [lambda: base_chain(args, data)] if "base" in args.models else []
-    chains += [lambda r=regime, s=seed: regime_chain(args, data, r, s)
+    data = {"main": build_dataset(args)}
+    if "mixture" in args.models:
+        data["mixture"] = build_dataset(args, mixture=True)
+        if not args.dry_run:
+            same_eval_rows(data["main"], data["mixture"])
+    chains = [lambda: base_chain(args, data["main"])] if "base" in args.models else []
+    chains += [lambda r=regime, s=seed: regime_chain(args, data.get(r, data["main"]), r, s)
                for seed in args.seeds for regime in REGIMES if regime in args.models]
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         for future in [pool.submit(chain) for chain in chains]:

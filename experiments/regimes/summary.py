@@ -17,8 +17,8 @@ from schemas.errors import UserError
 from stages.base import write_json_atomically
 from trainer.report import BIN_NAMES
 
-from .aggregate import (MODELS, PROBES, REGIMES, by_bin, judge_claims, load_predictions,
-                        probe_summary, seed_mean_rows)
+from .aggregate import (MODELS, PAPER_MODELS, PAPER_REGIMES, PROBES, REGIMES, by_bin, judge_claims,
+                        load_predictions, probe_summary)
 from .figures import figure3, figure4
 
 HERE = Path(__file__).resolve().parent
@@ -67,14 +67,14 @@ def collect(work: Path) -> dict[str, Any]:
     dataset = dataset_identity(work)
     predictions = common_seeds(load_predictions(work / "eval", dataset["primary_metric"]))
     models = [m for m in MODELS if m in predictions]
-    pooled = {m: seed_mean_rows(predictions[m]) for m in models}
+    pooled = {m: predictions[m] for m in models}
     table = {m: by_bin(pooled[m]) for m in models}
-    per_seed = {m: {"-" if s is None else str(s): {b: v["mean"] for b, v in by_bin(rows).items()}
+    per_seed = {m: {"-" if s is None else str(s): {b: v["mean"] for b, v in by_bin({s: rows}).items()}
                     for s, rows in sorted(predictions[m].items(), key=lambda kv: kv[0] or 0)}
                 for m in models}
     seeds = {s for runs in predictions.values() for s in runs} - {None}
     probes = probe_summary(work / "train", seeds)
-    complete = set(MODELS) <= set(models) and set(REGIMES) <= set(probes)
+    complete = set(PAPER_MODELS) <= set(models) and set(PAPER_REGIMES) <= set(probes)
     return {"dataset": dataset, "seeds": {m: sorted(s for s in predictions[m] if s is not None)
                                           for m in models},
             "by_bin": table, "by_bin_per_seed": per_seed, "probes": probes,
@@ -85,7 +85,7 @@ def collect(work: Path) -> dict[str, Any]:
 def chrf_block(work: Path, probes: dict[str, Any], complete: bool) -> dict[str, Any]:
     """The same table and verdicts on chrF/100: a graded score, for bins where exact match is 0."""
     predictions = common_seeds(load_predictions(work / "eval", "chrf"))
-    pooled = {m: seed_mean_rows(runs) for m, runs in predictions.items() if m in MODELS}
+    pooled = {m: runs for m, runs in predictions.items() if m in MODELS}
     table = {m: by_bin(pooled[m]) for m in MODELS if m in pooled}
     return {"by_bin": table, "claims": judge_claims(pooled, table, probes) if complete else None}
 
@@ -105,7 +105,7 @@ def bin_table(results: dict[str, Any], table: dict[str, Any]) -> list[str]:
 
 
 def markdown(results: dict[str, Any]) -> str:
-    lines = [f"{results['dataset']['primary_metric']} by bin, seeds pooled, 95% item-bootstrap interval", ""]
+    lines = [f"{results['dataset']['primary_metric']} by bin, seed mean, 95% seed-and-item bootstrap interval", ""]
     lines += bin_table(results, results["by_bin"])
     lines += ["", "chrF/100 by bin", ""] + bin_table(results, results["chrf"]["by_bin"])
     lines += ["", "| model | seed | " + " | ".join(BIN_NAMES) + " |", "|---|---|" + "---|" * len(BIN_NAMES)]
