@@ -152,3 +152,23 @@ def test_paper_scale_plan_parses_and_covers_every_regime_and_variant(capsys) -> 
     out = capsys.readouterr().out
     assert "--train-limit=200 --epochs=5" in out and "--w-similar 0.5" in out
     assert "--no-progress --p=0.5 --eps=0" in out  # p = 0.5 leaves no room for eps
+
+
+def test_final_probes_start_from_the_base_probe(tmp_path: Path) -> None:
+    from experiments.regimes.aggregate import probe_summary
+    from experiments.regimes.run import parse_args, regime_chain
+
+    (tmp_path / "probe").mkdir()
+    point = lambda step, v: {"history": [{"step": step, "scores": {"all": {  # noqa: E731
+        "iwl": v, "icl": v, "copy": v, "copy_nongold": v, "items": 50}}}]}
+    (tmp_path / "probe" / "base.json").write_text(json.dumps(point(0, 0.1)))
+    for seed, value in ((0, 0.5), (1, 0.7)):
+        (tmp_path / "probe" / f"similar-s{seed}.json").write_text(json.dumps(point(200, value)))
+    summary = probe_summary(tmp_path)
+    assert summary["similar"]["seeds"] == 2 and list(summary["similar"]["curve"]) == [0, 200]
+    assert summary["similar"]["curve"][0]["iwl"]["mean"] == 0.1
+    assert summary["similar"]["final"]["icl"] == {"mean": 0.6, "min": 0.5, "max": 0.7}
+    assert probe_summary(tmp_path, seeds={1})["similar"]["final"]["icl"]["mean"] == 0.7
+    args = parse_args(["--work", str(tmp_path), "--name", "n", "--final-probes", "--dry-run",
+                       "--probe-limit", "50"])
+    regime_chain(args, tmp_path / "data", "zero", 0)  # dry run: prints the probe command

@@ -197,15 +197,31 @@ def judge_claims(pooled, table, probes) -> dict[str, Any]:
     }
 
 
-def probe_summary(train_dir: Path, seeds: set[int] | None = None) -> dict[str, Any]:
+def probe_histories(work: Path, regime: str, seeds: set[int] | None = None) -> list[list[dict]]:
+    """One probe history per finished run of `regime`: recorded during training
+    (`train/<regime>-s<seed>/probes.json`), or else probed after training
+    (`probe/<regime>-s<seed>.json`, run with `run --final-probes`), with the untuned base's
+    `probe/base.json` as step 0, which is what every adapter starts from (LoRA starts as a no-op)."""
+    def wanted(path: Path, stem: str) -> bool:
+        return seeds is None or seed_of(stem) in seeds
+
+    histories = [json.loads(p.read_text(encoding="utf-8"))["history"]
+                 for p in sorted((work / "train").glob(f"{regime}-s*/probes.json"))
+                 if (p.parent / "run_config.json").is_file() and wanted(p, p.parent.name)]
+    if histories:
+        return histories
+    base = work / "probe" / "base.json"
+    start = json.loads(base.read_text(encoding="utf-8"))["history"] if base.is_file() else []
+    return [start + json.loads(p.read_text(encoding="utf-8"))["history"]
+            for p in sorted((work / "probe").glob(f"{regime}-s*.json")) if wanted(p, p.stem)]
+
+
+def probe_summary(work: Path, seeds: set[int] | None = None) -> dict[str, Any]:
     """regime -> step -> probe -> mean/min/max over seeds (test set `all`), plus the last step.
     Only finished runs count, and only `seeds` when given."""
     out: dict[str, Any] = {}
     for regime in REGIMES:
-        histories = [json.loads(p.read_text(encoding="utf-8"))["history"]
-                     for p in sorted(train_dir.glob(f"{regime}-s*/probes.json"))
-                     if (p.parent / "run_config.json").is_file()
-                     and (seeds is None or seed_of(p.parent.name) in seeds)]
+        histories = probe_histories(work, regime, seeds)
         if not histories:
             continue
         steps = sorted(set.intersection(*({h["step"] for h in hist} for hist in histories)))

@@ -43,6 +43,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--eval-limit", type=int, default=10, help="eval items per test set")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS,
                         help="models to run (the ablation needs only contrastive)")
+    parser.add_argument("--final-probes", action="store_true",
+                        help="probe the base and each finished adapter once (--probe-limit items) "
+                             "instead of during training: two points per curve, far cheaper on a CPU")
     parser.add_argument("--jobs", type=int, default=2, help="steps run at once (1 thread each)")
     parser.add_argument("--build-arg", action="append", default=[],
                         help="extra `pipeline build` flag, e.g. --build-arg=--eps=0")
@@ -118,6 +121,19 @@ def eval_command(args, data: Path, report: Path, adapter: Path | None) -> list[s
             "--output", str(report), "--limit", str(args.eval_limit), "--threads", "1"]
 
 
+def probe_command(args, data: Path, report: Path, adapter: Path | None) -> list[str]:
+    model = ["--adapter", str(adapter)] if adapter else ["--model", args.model]
+    return [sys.executable, "trainer/probe.py", "--data", str(data), *model, "--output", str(report),
+            "--limit", str(args.probe_limit), "--threads", "1"]
+
+
+def final_probe(args, data: Path, stem: str, adapter: Path | None) -> None:
+    report = args.work / args.name / "probe" / f"{stem}.json"
+    if args.final_probes and not report.is_file():
+        run_step(probe_command(args, data, report, adapter),
+                 args.work / "logs" / f"{args.name}-probe-{stem}.log", args.dry_run)
+
+
 def regime_chain(args, data: Path, regime: str, seed: int) -> None:
     """Train one adapter, then evaluate it; each half is skipped when its output exists."""
     base = args.work / args.name
@@ -129,6 +145,7 @@ def regime_chain(args, data: Path, regime: str, seed: int) -> None:
     if not report.is_file():
         run_step(eval_command(args, data, report, folder),
                  logs / f"{args.name}-eval-{regime}-s{seed}.log", args.dry_run)
+    final_probe(args, data, f"{regime}-s{seed}", folder)
 
 
 def base_chain(args, data: Path) -> None:
@@ -136,6 +153,7 @@ def base_chain(args, data: Path) -> None:
     if not report.is_file():
         run_step(eval_command(args, data, report, None),
                  args.work / "logs" / f"{args.name}-eval-base.log", args.dry_run)
+    final_probe(args, data, "base", None)
 
 
 def main(argv=None) -> int:

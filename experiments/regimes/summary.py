@@ -73,7 +73,7 @@ def collect(work: Path) -> dict[str, Any]:
                     for s, rows in sorted(predictions[m].items(), key=lambda kv: kv[0] or 0)}
                 for m in models}
     seeds = {s for runs in predictions.values() for s in runs} - {None}
-    probes = probe_summary(work / "train", seeds)
+    probes = probe_summary(work, seeds)
     complete = set(PAPER_MODELS) <= set(models) and set(PAPER_REGIMES) <= set(probes)
     return {"dataset": dataset, "seeds": {m: sorted(s for s in predictions[m] if s is not None)
                                           for m in models},
