@@ -63,7 +63,24 @@ def tokenize_many(texts: list[str]) -> list[list[str]]:
     return [tokenize(text) for text in texts]
 
 
-def _exact_select(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def bm25_idf(df: np.ndarray, n_docs: int, epsilon: float) -> tuple[np.ndarray, float]:
+    """rank_bm25's idf per term, log((N - n + .5) / (n + .5)), and the mean idf taken before the
+    negatives are floored to epsilon * that mean. Returns (idf, mean)."""
+    idf = np.log(n_docs - df + 0.5) - np.log(df + 0.5)
+    average = float(idf.sum() / len(idf)) if len(idf) else 0.0
+    idf[idf < 0] = epsilon * average
+    return idf, average
+
+
+def bm25_weight(idf: np.ndarray, tf: np.ndarray, dl: np.ndarray, avgdl: float, k1: float, b: float) -> np.ndarray:
+    """idf * saturated tf, rounded to a multiple of 2^-30 (< 5e-10 off rank_bm25). Why: sums of
+    such values (below 2^22) are exact in float64, so a score is the same bit for bit whichever
+    path or order sums it, and docs with equal scores tie exactly, for the index tie-break."""
+    saturated = tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl))
+    return np.round(idf * saturated * _GRID) / _GRID
+
+
+def exact_top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Top-k of one float64 row: best score first, ties by lower index (O(n), no full sort)."""
     kk = min(k, len(scores))
     if kk == 0:
@@ -137,18 +154,11 @@ class BM25Index:
         return counts
 
     def _idf(self, df: np.ndarray) -> np.ndarray:
-        """rank_bm25: log((N - n + .5) / (n + .5)); negatives -> epsilon * mean idf (mean taken before)."""
-        idf = np.log(self.n_docs - df + 0.5) - np.log(df + 0.5)
-        self.average_idf = float(idf.sum() / len(idf)) if len(idf) else 0.0
-        idf[idf < 0] = self.epsilon * self.average_idf
+        idf, self.average_idf = bm25_idf(df, self.n_docs, self.epsilon)
         return idf
 
     def _weight(self, idf: np.ndarray, tf: np.ndarray, dl: np.ndarray) -> np.ndarray:
-        """idf * saturated tf, rounded to a multiple of 2^-30 (< 5e-10 off rank_bm25). Why: sums of
-        such values (below 2^22) are exact in float64, so a score is the same bit for bit whichever
-        path or order sums it, and docs with equal scores tie exactly, for the index tie-break."""
-        saturated = tf * (self.k1 + 1) / (tf + self.k1 * (1 - self.b + self.b * dl / self.avgdl))
-        return np.round(idf * saturated * _GRID) / _GRID
+        return bm25_weight(idf, tf, dl, self.avgdl, self.k1, self.b)
 
     def _weights(self, counts: sp.csr_matrix) -> sp.csr_matrix:
         dl = np.repeat(self.doc_len, np.diff(counts.indptr))
@@ -278,7 +288,7 @@ class BM25Index:
             full = (batch[unsettled] @ self.weights.T).toarray()
             for row, scores in zip(unsettled, full):
                 scores[excluded[row]] = -np.inf
-                chosen, best = _exact_select(scores, k)
+                chosen, best = exact_top_k(scores, k)
                 out_idx[row], out_scores[row] = -1, -np.inf
                 out_idx[row, : len(chosen)], out_scores[row, : len(chosen)] = chosen, best
         padding = ~np.isfinite(out_scores)
