@@ -14,7 +14,8 @@ def add_serving_parsers(sub) -> None:
 
 def _index_parsers(sub) -> None:
     p = sub.add_parser("index", help="an appendable example index from a build's pool: create, add, query")
-    isub = p.add_subparsers(dest="index_command", required=True)
+    isub = p.add_subparsers(dest="index_command", required=True, metavar="{create,add,query}",
+                            help="create: from a version folder; add: append pairs; query: one input")
     create = isub.add_parser("create", help="make an index from a version folder's pool and embeddings")
     create.add_argument("version_dir", help="a version folder, e.g. runs/en-lt/latest")
     create.add_argument("--out", required=True, help="new folder for the index (required)")
