@@ -178,3 +178,23 @@ def test_cli_index_create_add_query(align_synth_version, tmp_path):
     assert code == 2 and err.startswith("error:") and "not an example index" in err
     code, _, err = run_pipeline("index", "create", str(align_synth_version), "--out", str(folder))
     assert code == 2 and "already exists" in err
+
+
+def test_an_mt_index_uses_the_builds_minilm_and_matches_its_eval_rows(tmp_path):
+    from tests.conftest import build_local_mt
+
+    version = build_local_mt(tmp_path / "mt")
+    folder = create_index(version, tmp_path / "idx")
+    index = open_index(folder, writable=True)
+    assert index.meta.embedder["kind"] == "sentence-transformers"
+    for row in [r for r in load_split(version / "eval") if r["eval_context"] == "topk"][:4]:
+        if True:
+            assert index.render(row["source"], row["examples"]) == row["prompt"]
+            got = index.query(row["source"], k=4)
+            assert sorted(e["id"] for e in got["examples"]) == sorted(e["id"] for e in row["examples"])
+            assert [round(e["cosine"], 3) for e in sorted(got["examples"], key=lambda e: e["id"])] == \
+                   [round(e["cosine"], 3) for e in sorted(row["examples"], key=lambda e: e["id"])]
+    index.add([("Tomorrow the river visits the doctor.", "कल नदी डॉक्टर")])
+    got = index.query("Tomorrow the river visits the doctor again.", k=2)
+    assert got["examples"][0]["target"] == "कल नदी डॉक्टर" or got["examples"][1]["target"] == "कल नदी डॉक्टर"
+    index.close()
