@@ -190,15 +190,15 @@ def make_app(index: ExampleIndex, settings: ServeSettings) -> web.Application:
     return app
 
 
-async def serve(index: ExampleIndex, settings: ServeSettings, host: str, port: int) -> None:
-    """Serve until SIGTERM or SIGINT; prints the address (with the bound port) once listening."""
-    runner = web.AppRunner(make_app(index, settings), access_log=None)
+async def run_app(app: web.Application, host: str, port: int, banner: str) -> None:
+    """Serve `app` until SIGTERM or SIGINT. Once listening, prints `banner` and the address with
+    the bound port (`--port 0` takes any free one) as one line on standard output."""
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)
         await site.start()
-        bound = runner.addresses[0][1]
-        print(f"serving {len(index)} examples on http://{host}:{bound}", flush=True)
+        print(f"{banner} on http://{host}:{runner.addresses[0][1]}", flush=True)
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             asyncio.get_running_loop().add_signal_handler(sig, stop.set)
@@ -217,7 +217,7 @@ def cmd_serve(args) -> int:
         raise UserError(f"--upstream {settings.upstream!r}: give an http:// or https:// URL")
     index = open_index(Path(args.index), writable=True)
     try:
-        asyncio.run(serve(index, settings, args.host, args.port))
+        asyncio.run(run_app(make_app(index, settings), args.host, args.port, f"serving {len(index)} examples"))
     finally:
         index.close()
     print("stopped", file=sys.stderr)
