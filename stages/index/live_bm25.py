@@ -14,12 +14,13 @@ buffers below their length), so a query never sees half an append.
 """
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 
-from stages.retrieve.bm25 import bm25_idf, bm25_weight
+from stages.retrieve.bm25 import bm25_idf, bm25_length_norm, bm25_weight_normed
 
 _MERGE_MIN = 65_536  # delta postings tolerated before a merge, however small the base
 
@@ -66,28 +67,34 @@ class BM25Snapshot:
     k1: float
     b: float
 
+    @functools.cached_property
+    def length_norm(self) -> np.ndarray:
+        """Computed on the first query of a snapshot, shared by every later one."""
+        return bm25_length_norm(self.doc_len.astype(np.float64), self.avgdl, self.k1, self.b)
+
     def scores(self, term_counts: dict[int, int]) -> np.ndarray:
         """float64 score of every doc for a query given as {term id: times it occurs in the query};
-        ids this snapshot does not know score 0, as unknown words do in rank_bm25."""
-        out = np.zeros(self.n_docs)
+        ids this snapshot does not know score 0, as unknown words do in rank_bm25. The postings
+        of all terms are summed by one bincount (exact whatever the order: see bm25_weight)."""
         known = {t: c for t, c in term_counts.items() if t < len(self.idf)}
-        if not known or not self.n_docs:
-            return out
+        docs, weights = [], []
         for term, count in known.items():
             if term + 1 < len(self.indptr):
                 lo, hi = self.indptr[term], self.indptr[term + 1]
-                docs = self.docs[lo:hi]
-                out[docs] += count * self._weight(self.idf[term], self.tfs[lo:hi], docs)
-        if len(self.delta_terms):
-            ids = np.fromiter(known, np.int64, len(known))
-            hit = np.flatnonzero(np.isin(self.delta_terms, ids))
-            terms, docs = self.delta_terms[hit], self.delta_docs[hit]
+                docs.append(self.docs[lo:hi])
+                weights.append(count * self._weight(self.idf[term], self.tfs[lo:hi], docs[-1]))
+        if known and len(self.delta_terms):
+            hit = np.flatnonzero(np.isin(self.delta_terms, np.fromiter(known, np.int64, len(known))))
+            terms = self.delta_terms[hit]
+            docs.append(self.delta_docs[hit])
             counts = np.array([known[int(t)] for t in terms], dtype=np.float64)
-            np.add.at(out, docs, counts * self._weight(self.idf[terms], self.delta_tfs[hit], docs))
-        return out
+            weights.append(counts * self._weight(self.idf[terms], self.delta_tfs[hit], docs[-1]))
+        if not docs:
+            return np.zeros(self.n_docs)
+        return np.bincount(np.concatenate(docs), np.concatenate(weights), minlength=self.n_docs)
 
     def _weight(self, idf, tf: np.ndarray, docs: np.ndarray) -> np.ndarray:
-        return bm25_weight(idf, tf.astype(np.float64), self.doc_len[docs], self.avgdl, self.k1, self.b)
+        return bm25_weight_normed(idf, tf.astype(np.float64), self.length_norm[docs], self.k1)
 
 
 def _triplets(corpus: list[list[str]], vocab: dict[str, int], first_doc: int) -> tuple[np.ndarray, ...]:

@@ -76,8 +76,18 @@ def bm25_weight(idf: np.ndarray, tf: np.ndarray, dl: np.ndarray, avgdl: float, k
     """idf * saturated tf, rounded to a multiple of 2^-30 (< 5e-10 off rank_bm25). Why: sums of
     such values (below 2^22) are exact in float64, so a score is the same bit for bit whichever
     path or order sums it, and docs with equal scores tie exactly, for the index tie-break."""
-    saturated = tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl))
-    return np.round(idf * saturated * _GRID) / _GRID
+    return bm25_weight_normed(idf, tf, bm25_length_norm(dl, avgdl, k1, b), k1)
+
+
+def bm25_length_norm(dl: np.ndarray, avgdl: float, k1: float, b: float) -> np.ndarray:
+    """The per-document part of the saturation, k1 * (1 - b + b * dl / avgdl), which a caller
+    scoring many terms against the same statistics can compute once."""
+    return k1 * (1 - b + b * dl / avgdl)
+
+
+def bm25_weight_normed(idf: np.ndarray, tf: np.ndarray, norm: np.ndarray, k1: float) -> np.ndarray:
+    """`bm25_weight` from a precomputed `bm25_length_norm`, bit for bit the same values."""
+    return np.round(idf * (tf * (k1 + 1) / (tf + norm)) * _GRID) / _GRID
 
 
 def exact_top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
