@@ -104,10 +104,15 @@ def rank_bm25_seconds(tokens: list[list[str]], queries: list[str]) -> float:
     return (time.perf_counter() - started) / len(queries)
 
 
-def minilm_query_seconds(queries: list[str]) -> list[float]:
+def minilm_query_seconds(queries: list[str], threads: int | None) -> list[float]:
+    """One text per call, as a server embeds each request's input; threads None: torch's default."""
+    import torch
+
     from schemas.config import EmbedderSpec
     from stages.embed.models import make_embedder
 
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads or before)
     embedder = make_embedder(EmbedderSpec(), progress=False)
     embedder.embed(queries[:2])  # loads the model
     seconds = []
@@ -115,6 +120,7 @@ def minilm_query_seconds(queries: list[str]) -> list[float]:
         started = time.perf_counter()
         embedder.embed([text])
         seconds.append(time.perf_counter() - started)
+    torch.set_num_threads(before)
     return seconds
 
 
@@ -152,8 +158,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     print(f"python {platform.python_version()}, {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
-    embed = minilm_query_seconds(make_sources(100, args.vocab, seed=11))
-    print(f"MiniLM query embedding (int8 CPU path, one text): {percentiles(embed)} (load {load()})")
+    for threads in (1, None):
+        embed = minilm_query_seconds(make_sources(100, args.vocab, seed=11), threads)
+        print(f"MiniLM query embedding (int8 CPU path, one text, torch threads {threads or 'default'}): "
+              f"{percentiles(embed)} (load {load()})")
     for n in args.sizes:
         bench_size(n, args)
 

@@ -22,11 +22,13 @@ def _index_parsers(sub) -> None:
     create.add_argument("--cache-dir", help="the build's stage cache (default OUT/.cache of the version folder's OUT)")
     add = isub.add_parser("add", help="append labelled pairs, cleaned as the build cleans its pool")
     add.add_argument("index", help="an index folder")
+    _add_threads(add)
     add.add_argument("file", help="JSONL ({\"source\", \"target\"} per line) or TSV with a source<TAB>target header")
     query = isub.add_parser("query", help="print the examples and the rendered prompt for an input, as JSON")
     query.add_argument("index", help="an index folder")
     query.add_argument("text", help="the input")
     _add_context_choice(query)
+    _add_threads(query)
     query.add_argument("--prompt-only", action="store_true", help="print just the prompt")
 
 
@@ -35,6 +37,11 @@ def _add_context_choice(p: argparse.ArgumentParser) -> None:
     p.add_argument("--policy", choices=("topk", "one_near"), default="topk",
                    help="topk: the k BM25-nearest examples; one_near: the nearest one among k-1 random ones, "
                         "as the eval set's contexts (default %(default)s)")
+
+
+def _add_threads(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=COUNT, default=1, help="torch CPU threads of a model embedder, >= 1; one "
+                   "each is fastest for short inputs embedded side by side (default %(default)s)")
 
 
 def _serve_parser(sub) -> None:
@@ -49,6 +56,7 @@ def _serve_parser(sub) -> None:
     p.add_argument("--api-key", help="require `Authorization: Bearer KEY` on every request but the health "
                                      "check (default: no key)")
     _add_context_choice(p)
+    _add_threads(p)
     p.add_argument("--max-tokens", type=COUNT, default=256, help="completion length cap sent upstream, >= 1 "
                                                                   "(default %(default)s)")
     p.add_argument("--timeout", type=number(float, 0.0, low_open=True), default=60.0,

@@ -67,8 +67,15 @@ def create_index(version_dir: Path, out: Path, cache_dir: Path | None = None) ->
     return write_index(Path(out), meta, rows)
 
 
-def index_embedder(meta: IndexMeta):
-    """The build's embedder, refusing one whose identity differs from the index's."""
+def index_embedder(meta: IndexMeta, threads: int = 1):
+    """The build's embedder, refusing one whose identity differs from the index's. A model
+    embedder runs on `threads` torch threads: a server embeds one short input per request, on
+    several requests at once, where one thread each is fastest (on a loaded 2-core machine one
+    MiniLM query took ~50 ms on 1 thread and ~500 ms on 2: bench/RESULTS.md, Serving)."""
+    if meta.task.embedder.kind == "sentence-transformers":
+        import torch
+
+        torch.set_num_threads(threads)
     config = BuildConfig(task=meta.task, seed=meta.seed)
     parts = Components(config, RunOptions(exact_embeddings=meta.exact_embeddings, progress=False), Path("."))
     if parts.embedder_identity != meta.embedder:
@@ -78,8 +85,8 @@ def index_embedder(meta: IndexMeta):
     return lambda texts: np.asarray(embedder.embed(texts), dtype=np.float32)
 
 
-def open_index(folder: Path, writable: bool = False) -> ExampleIndex:
-    return ExampleIndex.open(Path(folder), index_embedder(read_meta(Path(folder))), writable=writable)
+def open_index(folder: Path, writable: bool = False, threads: int = 1) -> ExampleIndex:
+    return ExampleIndex.open(Path(folder), index_embedder(read_meta(Path(folder)), threads), writable=writable)
 
 
 def read_pairs(path: Path) -> list[tuple[Any, Any]]:
@@ -112,13 +119,13 @@ def cmd_index(args) -> int:
         print(create_index(Path(args.version_dir), Path(args.out), args.cache_dir))
         return 0
     if args.index_command == "add":
-        index = open_index(Path(args.index), writable=True)
+        index = open_index(Path(args.index), writable=True, threads=args.threads)
         try:
             report = index.add(read_pairs(Path(args.file)))
         finally:
             index.close()
         print(json.dumps(report, ensure_ascii=False))
         return 0
-    result = open_index(Path(args.index)).query(args.text, args.k, args.policy)
+    result = open_index(Path(args.index), threads=args.threads).query(args.text, args.k, args.policy)
     print(result["prompt"] if args.prompt_only else json.dumps(result, ensure_ascii=False, indent=2))
     return 0

@@ -180,7 +180,17 @@ def test_cli_index_create_add_query(align_synth_version, tmp_path):
     assert code == 2 and "already exists" in err
 
 
-def test_an_mt_index_uses_the_builds_minilm_and_matches_its_eval_rows(tmp_path):
+@pytest.fixture
+def torch_threads_kept():
+    """open_index sets torch's thread count for a model embedder: give the rest of the session back its own."""
+    import torch
+
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def test_an_mt_index_uses_the_builds_minilm_and_matches_its_eval_rows(tmp_path, torch_threads_kept):
     from tests.conftest import build_local_mt
 
     version = build_local_mt(tmp_path / "mt")
@@ -188,13 +198,26 @@ def test_an_mt_index_uses_the_builds_minilm_and_matches_its_eval_rows(tmp_path):
     index = open_index(folder, writable=True)
     assert index.meta.embedder["kind"] == "sentence-transformers"
     for row in [r for r in load_split(version / "eval") if r["eval_context"] == "topk"][:4]:
-        if True:
-            assert index.render(row["source"], row["examples"]) == row["prompt"]
-            got = index.query(row["source"], k=4)
-            assert sorted(e["id"] for e in got["examples"]) == sorted(e["id"] for e in row["examples"])
-            assert [round(e["cosine"], 3) for e in sorted(got["examples"], key=lambda e: e["id"])] == \
-                   [round(e["cosine"], 3) for e in sorted(row["examples"], key=lambda e: e["id"])]
+        assert index.render(row["source"], row["examples"]) == row["prompt"]
+        got = index.query(row["source"], k=4)
+        assert sorted(e["id"] for e in got["examples"]) == sorted(e["id"] for e in row["examples"])
+        assert [round(e["cosine"], 3) for e in sorted(got["examples"], key=lambda e: e["id"])] == \
+               [round(e["cosine"], 3) for e in sorted(row["examples"], key=lambda e: e["id"])]
     index.add([("Tomorrow the river visits the doctor.", "कल नदी डॉक्टर")])
     got = index.query("Tomorrow the river visits the doctor again.", k=2)
     assert got["examples"][0]["target"] == "कल नदी डॉक्टर" or got["examples"][1]["target"] == "कल नदी डॉक्टर"
     index.close()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_exact_top_k_prefilter_keeps_the_order_of_a_full_sort(seed):
+    from stages.retrieve.bm25 import exact_top_k
+
+    rng = np.random.default_rng(seed)
+    for _ in range(50):
+        n, k = int(rng.integers(1, 6000)), int(rng.integers(1, 12))
+        scores = rng.integers(0, 4, n).astype(float) if seed % 2 else rng.standard_normal(n)  # many ties / none
+        scores[rng.random(n) < 0.3] = -np.inf
+        chosen, values = exact_top_k(scores, k)
+        expected = np.lexsort((np.arange(n), -scores))[:k]
+        assert np.array_equal(chosen, expected) and np.array_equal(values, scores[expected])

@@ -91,10 +91,22 @@ def bm25_weight_normed(idf: np.ndarray, tf: np.ndarray, norm: np.ndarray, k1: fl
 
 
 def exact_top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k of one float64 row: best score first, ties by lower index (O(n), no full sort)."""
+    """Top-k of one float64 row: best score first, ties by lower index (O(n), no full sort).
+    A long row is first cut to the cells at or above the k-th largest of its chunk maxima: k
+    cells reach that bound, so every top-k cell (and every tie at the k-th score) is kept, and
+    one max-per-chunk pass costs a fraction of a partition of the whole row."""
     kk = min(k, len(scores))
     if kk == 0:
         return np.empty(0, np.int64), np.empty(0)
+    if len(scores) > 8 * _CHUNK * kk:
+        maxima = np.maximum.reduceat(scores, np.arange(0, len(scores), _CHUNK))
+        kept = np.flatnonzero(scores >= np.partition(maxima, len(maxima) - kk)[len(maxima) - kk])
+        chosen, values = _select(scores[kept], kk)
+        return kept[chosen], values
+    return _select(scores, kk)
+
+
+def _select(scores: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray]:
     kth = np.partition(scores, len(scores) - kk)[len(scores) - kk]
     above = np.flatnonzero(scores > kth)
     chosen = np.concatenate([above, np.flatnonzero(scores == kth)[: kk - len(above)]])
