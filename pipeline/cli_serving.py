@@ -14,8 +14,9 @@ def add_serving_parsers(sub) -> None:
 
 def _index_parsers(sub) -> None:
     p = sub.add_parser("index", help="an appendable example index from a build's pool: create, add, query")
-    isub = p.add_subparsers(dest="index_command", required=True, metavar="{create,add,query}",
-                            help="create: from a version folder; add: append pairs; query: one input")
+    isub = p.add_subparsers(dest="index_command", required=True, metavar="{create,add,compact,query}",
+                            help="create: from a version folder; add: append pairs; compact: fold the log into a "
+                                 "new copy; query: one input")
     create = isub.add_parser("create", help="make an index from a version folder's pool and embeddings")
     create.add_argument("version_dir", help="a version folder, e.g. runs/en-lt/latest")
     create.add_argument("--out", required=True, help="new folder for the index (required)")
@@ -24,6 +25,9 @@ def _index_parsers(sub) -> None:
     add.add_argument("index", help="an index folder")
     _add_threads(add)
     add.add_argument("file", help="JSONL ({\"source\", \"target\"} per line) or TSV with a source<TAB>target header")
+    compact = isub.add_parser("compact", help="write a copy of an index with its append log folded in")
+    compact.add_argument("index", help="an index folder")
+    compact.add_argument("--out", required=True, help="new folder for the compacted index (required)")
     query = isub.add_parser("query", help="print the examples and the rendered prompt for an input, as JSON")
     query.add_argument("index", help="an index folder")
     query.add_argument("text", help="the input")

@@ -126,6 +126,9 @@ def cmd_index(args) -> int:
             index.close()
         print(json.dumps(report, ensure_ascii=False))
         return 0
+    if args.index_command == "compact":
+        print(open_index(Path(args.index)).write_compacted(Path(args.out)))
+        return 0
     result = open_index(Path(args.index), threads=args.threads).query(args.text, args.k, args.policy)
     print(result["prompt"] if args.prompt_only else json.dumps(result, ensure_ascii=False, indent=2))
     return 0

@@ -130,6 +130,27 @@ def test_a_torn_append_is_left_out_and_cut_before_the_next(index_dir, tmp_path):
     assert not any(s == "P Q R S" for s in reopened.sources)
 
 
+def test_compact_folds_the_log_into_a_new_index_that_answers_the_same(index_dir, tmp_path):
+    import shutil
+
+    folder = tmp_path / "idx"
+    shutil.copytree(index_dir, folder)
+    index = open_index(folder, writable=True)
+    for i in range(3):
+        index.add([(f"A B C {i} Z", f"added {i}"), (f"D E {i}", f"more {i}")])
+    index.close()
+    code, out, err = run_pipeline("index", "compact", str(folder), "--out", str(tmp_path / "compact"))
+    assert code == 0, err
+    old, new = open_index(folder), open_index(Path(out.strip()))
+    assert not (Path(out.strip()) / LOG).exists() and new.meta.base_rows == len(old) == len(new)
+    assert (new.ids, new.sources, new.targets) == (old.ids, old.sources, old.targets)
+    for text in ("A B C 1 Z", "D E F G", old.sources[3]):
+        assert new.query(text, policy="one_near") == old.query(text, policy="one_near")
+        tokens = old.tokenize([text])[0]
+        assert np.array_equal(new._snap.bm25.scores(new.bm25.term_counts(tokens)),
+                              old._snap.bm25.scores(old.bm25.term_counts(tokens)))
+
+
 def test_only_one_writer_at_a_time(index_dir, tmp_path):
     import shutil
 

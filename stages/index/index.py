@@ -23,8 +23,8 @@ import numpy as np
 from schemas.errors import UserError
 from stages.assemble.contexts import ContextSampler, Query
 from stages.assemble.prompts import PromptRenderer
-from stages.index.files import LOCK, LOG, BaseRows, IndexMeta, read_base, read_meta
-from stages.index.live_bm25 import BM25Snapshot, Growable
+from stages.index.files import LOCK, LOG, BaseRows, IndexMeta, read_base, read_meta, write_index
+from stages.index.live_bm25 import BM25Snapshot, Growable, LiveBM25
 from stages.index.log import AppendLog, LogRecord, read_log
 from stages.index.pairs import clean_pairs
 from stages.retrieve.bm25 import exact_top_k
@@ -85,8 +85,10 @@ class ExampleIndex:
         if writable:
             index._lock_file = _take_writer_lock(folder)
         records, valid = read_log(folder / LOG)
-        for record in records:
-            index._apply(record)
+        if records:  # one fold for the whole log: an append costs O(vocabulary) for the idf
+            index._apply(LogRecord([i for r in records for i in r.ids], [s for r in records for s in r.sources],
+                                   [t for r in records for t in r.targets],
+                                   np.concatenate([r.embeddings for r in records])))
         if writable:
             index._log = AppendLog(folder / LOG, valid)
         return index
@@ -148,6 +150,15 @@ class ExampleIndex:
             self._log.write(record)
             self._apply(record)
         return {"added": len(fresh), "duplicates": len(cleaned) - len(fresh), "rejected": rejected, "rows": len(self)}
+
+    def write_compacted(self, out: Path) -> Path:
+        """A new index folder at `out` holding every row of this one with the log folded into the
+        base (statistics rebuilt from scratch, equal to the appended ones); this one is left as is."""
+        snap = self._snap
+        sources = self.sources[: snap.n]
+        rows = BaseRows(self.ids[: snap.n], sources, self.targets[: snap.n], snap.emb,
+                        LiveBM25.from_corpus(self.tokenize(sources)))
+        return write_index(Path(out), self.meta.model_copy(update={"base_rows": snap.n}), rows)
 
     def render(self, source: str, examples: list[dict]) -> str:
         """The prompt the build writes for this input and these examples, in this order."""
