@@ -58,7 +58,8 @@ def _serve_parser(sub) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
     p.add_argument("--port", type=NONNEGATIVE, default=8000, help="port, 0 = any free one (default %(default)s)")
     p.add_argument("--api-key", help="require `Authorization: Bearer KEY` on every request but the health "
-                                     "check (default: no key)")
+                                     "check; it shows in the process list, see --api-key-file (default: no key)")
+    p.add_argument("--api-key-file", help="read the API key from this file's first line instead (default: none)")
     _add_context_choice(p)
     _add_threads(p)
     p.add_argument("--max-tokens", type=COUNT, default=256, help="completion length cap sent upstream, >= 1 "

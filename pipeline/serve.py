@@ -207,10 +207,24 @@ async def run_app(app: web.Application, host: str, port: int, banner: str) -> No
         await runner.cleanup()
 
 
+def _api_key(args) -> str | None:
+    if not args.api_key_file:
+        return args.api_key
+    if args.api_key:
+        raise UserError("give --api-key or --api-key-file, not both")
+    try:
+        key = Path(args.api_key_file).read_text(encoding="utf-8").splitlines()[0].strip()
+    except (OSError, UnicodeDecodeError, IndexError) as exc:
+        raise UserError(f"--api-key-file {args.api_key_file}: cannot read a key from it ({exc or 'empty file'})")
+    if not key:
+        raise UserError(f"--api-key-file {args.api_key_file}: its first line is empty; write the key there")
+    return key
+
+
 def cmd_serve(args) -> int:
     from pipeline.index import open_index
 
-    settings = ServeSettings(upstream=args.upstream, model=args.model, api_key=args.api_key, k=args.k,
+    settings = ServeSettings(upstream=args.upstream, model=args.model, api_key=_api_key(args), k=args.k,
                              policy=args.policy, max_tokens=args.max_tokens, timeout=args.timeout,
                              max_body=args.max_body)
     if not settings.upstream.startswith(("http://", "https://")):

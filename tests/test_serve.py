@@ -148,6 +148,18 @@ def test_an_upstream_failure_is_a_502_never_a_hang(server, mode, message):
     assert status == 502 and message in answer["error"] and time.monotonic() - started < 2.5
 
 
+def test_the_api_key_can_come_from_a_file(index_copy, upstream, tmp_path):
+    key_file = tmp_path / "key"
+    key_file.write_text("from-a-file\n")
+    proc, url = start_server(index_copy, upstream, "--api-key-file", str(key_file))
+    try:
+        assert call(url, "/v1/complete", {"input": "A B C"}, key="from-a-file")[0] == 200
+        assert call(url, "/v1/complete", {"input": "A B C"}, key=KEY)[0] == 401
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
 def test_acknowledged_feedback_survives_sigkill(index_copy, upstream):
     proc, url = start_server(index_copy, upstream)
     pairs = [(f"K L M {i}", f"label {i}") for i in range(20)]
