@@ -8,6 +8,10 @@
     pipeline publish runs/en-lt/latest --repo-id your-name/ictrain-en-lt
     pipeline prune --task align-synth --out runs --keep 3 --dry-run
     pipeline sources --task en-lt --check                  # can this machine read the task's sources?
+    pipeline index create runs/en-lt/latest --out idx/en-lt  # serve the pool: see `pipeline serve`
+    pipeline index add idx/en-lt corrections.jsonl
+    pipeline index query idx/en-lt "Where is the station?" --k 4 --policy one_near
+    pipeline serve --index idx/en-lt --upstream http://127.0.0.1:8080 --port 8000
 
 `build` prints the version folder as the last line of standard output; progress and stage
 reports go to standard error. Bad input exits with status 2 and one line saying what to fix.
@@ -24,6 +28,7 @@ from pydantic import ValidationError
 
 from schemas.errors import UserError
 from pipeline.cli_args import COUNT, NONNEGATIVE, SHARE, OneLineParser, number
+from pipeline.cli_serving import add_serving_parsers
 from pipeline.paraphraser_settings import paraphraser_settings
 from pipeline.tasks import DEFAULT_TASK, load_task
 from schemas.config import DEFAULT_HUB_ENDPOINT, DEFAULT_OPUS_URL, BuildConfig, ContextWeights, RunOptions
@@ -150,6 +155,7 @@ def make_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _build_parser(sub)
     _other_parsers(sub)
+    add_serving_parsers(sub)
     return parser
 
 
@@ -249,6 +255,14 @@ def run_command(args: argparse.Namespace) -> int:
         return cmd_sources(args)
     if args.command in ("export", "publish"):
         return cmd_hub(args)
+    if args.command == "index":
+        from pipeline.index import cmd_index
+
+        return cmd_index(args)
+    if args.command == "serve":
+        from pipeline.serve import cmd_serve
+
+        return cmd_serve(args)
     if args.command == "prune":
         from pipeline.prune import cmd_prune
 

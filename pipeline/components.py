@@ -38,6 +38,11 @@ class Components:
                              batch_size=self.options.batch_size, progress=progress,
                              fast=not self.options.exact_embeddings)
 
+    def plain_embedder(self):
+        """The embedder without the on-disk cache: what a server embeds (each request's input)
+        would only grow the cache."""
+        return self._make_embedder(progress=False)
+
     @functools.cached_property
     def embedder(self):
         inner = self._make_embedder(self.options.progress)

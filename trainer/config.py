@@ -145,6 +145,22 @@ class ProbeConfig(GenerationOptions):
                                 "the adapter's final step, 0 for the base model")
 
 
+class ModelServerConfig(Strict):
+    """A base model (plus LoRA adapter) behind an OpenAI-compatible /v1/completions endpoint."""
+
+    model: str | None = optional(BASE_MODEL_HELP, "the base model recorded in the adapter's "
+                                 "run_config.json")
+    adapter: str | None = optional(ADAPTER_HELP, "no adapter: the base model alone")
+    name: str = Field("ictrain", description="model name the server reports")
+    host: str = Field("127.0.0.1", description="address to listen on")
+    port: int = Field(8080, ge=0, le=65535, description="port; 0 = any free one")
+    device: Device = Field("auto", description="where to run: auto = CUDA when visible, else CPU")
+    max_new_tokens: int = Field(64, ge=1, description="longest answer generated, in tokens (a request's "
+                                "max_tokens may ask for fewer)")
+    threads: int | None = optional("torch CPU threads; 1 is often fastest on a busy shared machine",
+                                   "torch's default", ge=1)
+
+
 class CompareConfig(Strict):
     """Several evaluation or probe reports drawn on one chart."""
 

@@ -73,3 +73,9 @@ def generate_answers(model, tokenizer, prompts: list[str], batch_size: int = 16,
                 answers[int(index)] = text
             progress.update(len(chunk))
     return answers
+
+
+def answer_one(model, tokenizer, prompt: str, max_new_tokens: int = 64) -> str:
+    """The greedy answer to one prompt, as `generate_answers` gives it, without progress output
+    (a server answers one request at a time)."""
+    return _generate_batch(model, tokenizer, [prompt], max_new_tokens)[0]

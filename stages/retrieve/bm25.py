@@ -63,11 +63,50 @@ def tokenize_many(texts: list[str]) -> list[list[str]]:
     return [tokenize(text) for text in texts]
 
 
-def _exact_select(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k of one float64 row: best score first, ties by lower index (O(n), no full sort)."""
+def bm25_idf(df: np.ndarray, n_docs: int, epsilon: float) -> tuple[np.ndarray, float]:
+    """rank_bm25's idf per term, log((N - n + .5) / (n + .5)), and the mean idf taken before the
+    negatives are floored to epsilon * that mean. Returns (idf, mean)."""
+    idf = np.log(n_docs - df + 0.5) - np.log(df + 0.5)
+    average = float(idf.sum() / len(idf)) if len(idf) else 0.0
+    idf[idf < 0] = epsilon * average
+    return idf, average
+
+
+def bm25_weight(idf: np.ndarray, tf: np.ndarray, dl: np.ndarray, avgdl: float, k1: float, b: float) -> np.ndarray:
+    """idf * saturated tf, rounded to a multiple of 2^-30 (< 5e-10 off rank_bm25). Why: sums of
+    such values (below 2^22) are exact in float64, so a score is the same bit for bit whichever
+    path or order sums it, and docs with equal scores tie exactly, for the index tie-break."""
+    return bm25_weight_normed(idf, tf, bm25_length_norm(dl, avgdl, k1, b), k1)
+
+
+def bm25_length_norm(dl: np.ndarray, avgdl: float, k1: float, b: float) -> np.ndarray:
+    """The per-document part of the saturation, k1 * (1 - b + b * dl / avgdl), which a caller
+    scoring many terms against the same statistics can compute once."""
+    return k1 * (1 - b + b * dl / avgdl)
+
+
+def bm25_weight_normed(idf: np.ndarray, tf: np.ndarray, norm: np.ndarray, k1: float) -> np.ndarray:
+    """`bm25_weight` from a precomputed `bm25_length_norm`, bit for bit the same values."""
+    return np.round(idf * (tf * (k1 + 1) / (tf + norm)) * _GRID) / _GRID
+
+
+def exact_top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k of one float64 row: best score first, ties by lower index (O(n), no full sort).
+    A long row is first cut to the cells at or above the k-th largest of its chunk maxima: k
+    cells reach that bound, so every top-k cell (and every tie at the k-th score) is kept, and
+    one max-per-chunk pass costs a fraction of a partition of the whole row."""
     kk = min(k, len(scores))
     if kk == 0:
         return np.empty(0, np.int64), np.empty(0)
+    if len(scores) > 8 * _CHUNK * kk:
+        maxima = np.maximum.reduceat(scores, np.arange(0, len(scores), _CHUNK))
+        kept = np.flatnonzero(scores >= np.partition(maxima, len(maxima) - kk)[len(maxima) - kk])
+        chosen, values = _select(scores[kept], kk)
+        return kept[chosen], values
+    return _select(scores, kk)
+
+
+def _select(scores: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray]:
     kth = np.partition(scores, len(scores) - kk)[len(scores) - kk]
     above = np.flatnonzero(scores > kth)
     chosen = np.concatenate([above, np.flatnonzero(scores == kth)[: kk - len(above)]])
@@ -137,18 +176,11 @@ class BM25Index:
         return counts
 
     def _idf(self, df: np.ndarray) -> np.ndarray:
-        """rank_bm25: log((N - n + .5) / (n + .5)); negatives -> epsilon * mean idf (mean taken before)."""
-        idf = np.log(self.n_docs - df + 0.5) - np.log(df + 0.5)
-        self.average_idf = float(idf.sum() / len(idf)) if len(idf) else 0.0
-        idf[idf < 0] = self.epsilon * self.average_idf
+        idf, self.average_idf = bm25_idf(df, self.n_docs, self.epsilon)
         return idf
 
     def _weight(self, idf: np.ndarray, tf: np.ndarray, dl: np.ndarray) -> np.ndarray:
-        """idf * saturated tf, rounded to a multiple of 2^-30 (< 5e-10 off rank_bm25). Why: sums of
-        such values (below 2^22) are exact in float64, so a score is the same bit for bit whichever
-        path or order sums it, and docs with equal scores tie exactly, for the index tie-break."""
-        saturated = tf * (self.k1 + 1) / (tf + self.k1 * (1 - self.b + self.b * dl / self.avgdl))
-        return np.round(idf * saturated * _GRID) / _GRID
+        return bm25_weight(idf, tf, dl, self.avgdl, self.k1, self.b)
 
     def _weights(self, counts: sp.csr_matrix) -> sp.csr_matrix:
         dl = np.repeat(self.doc_len, np.diff(counts.indptr))
@@ -278,7 +310,7 @@ class BM25Index:
             full = (batch[unsettled] @ self.weights.T).toarray()
             for row, scores in zip(unsettled, full):
                 scores[excluded[row]] = -np.inf
-                chosen, best = _exact_select(scores, k)
+                chosen, best = exact_top_k(scores, k)
                 out_idx[row], out_scores[row] = -1, -np.inf
                 out_idx[row, : len(chosen)], out_scores[row, : len(chosen)] = chosen, best
         padding = ~np.isfinite(out_scores)

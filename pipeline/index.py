@@ -1,0 +1,134 @@
+"""`pipeline index create|add|query`: an example index made from a build's pool, and its use.
+
+The pool and its embeddings are read from the build's stage caches (the manifest names them by
+fingerprint), so the index holds exactly the rows and vectors the build sampled contexts from.
+The embedder that embeds later inputs and appended pairs must be the build's: its identity is
+checked against the embed stage's fingerprint when the index is created and recorded in it.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.components import Components
+from pipeline.store import read_manifest
+from schemas.config import BuildConfig, RunOptions
+from schemas.errors import UserError
+from stages.base import DONE_MARKER, Artifacts, cache_folder
+from stages.embed.stage import Embed
+from stages.index.files import BaseRows, IndexMeta, read_meta, write_index
+from stages.index.index import ExampleIndex
+from stages.index.live_bm25 import LiveBM25
+from stages.retrieve.stage import retrieval_tokenizer
+
+
+def _stage_artifacts(manifest: dict, stage: str, cache_root: Path, version_dir: Path) -> Artifacts:
+    folder = cache_folder(cache_root, stage, manifest["stages"][stage]["fingerprint"])
+    if not (folder / DONE_MARKER).is_file():
+        raise UserError(f"{version_dir}: the {stage} stage cache is not in {cache_root}; pass the build's "
+                        "--cache-dir, or rerun the same `pipeline build` to restore it")
+    return Artifacts.load(folder)
+
+
+def _matching_embedder(config: BuildConfig, manifest: dict, cache_root: Path) -> tuple[bool, dict]:
+    """(exact_embeddings, identity) of the embedder whose vectors the build's embed stage holds:
+    the embed fingerprint is recomputed for each precision this machine offers."""
+    stages = manifest["stages"]
+    upstream = {name: stages[name]["fingerprint"] for name in ("ingest", "paraphrase")}
+    for exact in (False, True):
+        identity = Components(config, RunOptions(exact_embeddings=exact), cache_root).embedder_identity
+        if Embed(lambda: None, identity, config.task.kind).fingerprint(upstream) == stages["embed"]["fingerprint"]:
+            return exact, identity
+    raise UserError("the build's embeddings come from an embedder this machine cannot reproduce (another model "
+                    "or device); create the index where the build ran, with the same embedder")
+
+
+def create_index(version_dir: Path, out: Path, cache_dir: Path | None = None) -> Path:
+    version_dir = Path(version_dir)
+    manifest = read_manifest(version_dir)
+    config = BuildConfig.model_validate(manifest["config"])
+    if config.task.kind == "sql":
+        raise UserError(f"{version_dir}: SQL tasks are not served yet (their prompts need the databases' "
+                        "linked schemas); the index covers mt, synthetic and semparse tasks")
+    cache_root = Path(cache_dir) if cache_dir else version_dir.resolve().parent.parent / ".cache"
+    exact, identity = _matching_embedder(config, manifest, cache_root)
+    pool = _stage_artifacts(manifest, "ingest", cache_root, version_dir)["pool"]
+    embeddings = _stage_artifacts(manifest, "embed", cache_root, version_dir)["pool_emb"]
+    sources = pool.column("source").to_pylist()
+    tokenize = retrieval_tokenizer(config.task.retrieval_tokens, config.task.kind)
+    rows = BaseRows(pool.column("id").to_pylist(), sources, pool.column("target").to_pylist(), embeddings,
+                    LiveBM25.from_corpus(tokenize(sources)))
+    meta = IndexMeta(task=config.task, seed=config.seed, embedder=identity, exact_embeddings=exact,
+                     built_from={"task": manifest["task"], "version": manifest["version"]},
+                     base_rows=len(sources), dim=int(embeddings.shape[1]) if embeddings.ndim == 2 else 0)
+    return write_index(Path(out), meta, rows)
+
+
+def index_embedder(meta: IndexMeta, threads: int = 1):
+    """The build's embedder, refusing one whose identity differs from the index's. A model
+    embedder runs on `threads` torch threads: a server embeds one short input per request, on
+    several requests at once, where one thread each is fastest (on a loaded 2-core machine one
+    MiniLM query took ~50 ms on 1 thread and ~500 ms on 2: bench/RESULTS.md, Serving)."""
+    if meta.task.embedder.kind == "sentence-transformers":
+        import torch
+
+        torch.set_num_threads(threads)
+    config = BuildConfig(task=meta.task, seed=meta.seed)
+    parts = Components(config, RunOptions(exact_embeddings=meta.exact_embeddings, progress=False), Path("."))
+    if parts.embedder_identity != meta.embedder:
+        raise UserError("this machine's embedder differs from the one the index was made with (model files or "
+                        "precision); install the same embedder model or recreate the index here")
+    embedder = parts.plain_embedder()
+    return lambda texts: np.asarray(embedder.embed(texts), dtype=np.float32)
+
+
+def open_index(folder: Path, writable: bool = False, threads: int = 1) -> ExampleIndex:
+    return ExampleIndex.open(Path(folder), index_embedder(read_meta(Path(folder)), threads), writable=writable)
+
+
+def read_pairs(path: Path) -> list[tuple[Any, Any]]:
+    """Pairs from a JSONL file ({"source", "target"} per line) or a TSV file with a
+    source<TAB>target header."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: cannot read it ({exc}); give a UTF-8 JSONL or TSV file of source,target pairs")
+    if path.suffix == ".jsonl":
+        return [_json_pair(path, number, line) for number, line in enumerate(lines, 1) if line.strip()]
+    if not lines or lines[0].split("\t")[:2] != ["source", "target"]:
+        raise UserError(f"{path}: expected a header line 'source<TAB>target' (or a .jsonl file)")
+    return [tuple((line.split("\t") + [None])[:2]) for line in lines[1:] if line.strip()]
+
+
+def _json_pair(path: Path, number: int, line: str) -> tuple[Any, Any]:
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path} line {number}: not JSON ({exc.msg}); write one {{\"source\", \"target\"}} per line")
+    if not isinstance(row, dict):
+        raise UserError(f"{path} line {number}: expected an object with source and target")
+    return row.get("source"), row.get("target")
+
+
+def cmd_index(args) -> int:
+    if args.index_command == "create":
+        print(create_index(Path(args.version_dir), Path(args.out), args.cache_dir))
+        return 0
+    if args.index_command == "add":
+        index = open_index(Path(args.index), writable=True, threads=args.threads)
+        try:
+            report = index.add(read_pairs(Path(args.file)))
+        finally:
+            index.close()
+        print(json.dumps(report, ensure_ascii=False))
+        return 0
+    if args.index_command == "compact":
+        print(open_index(Path(args.index)).write_compacted(Path(args.out)))
+        return 0
+    result = open_index(Path(args.index), threads=args.threads).query(args.text, args.k, args.policy)
+    print(result["prompt"] if args.prompt_only else json.dumps(result, ensure_ascii=False, indent=2))
+    return 0
