@@ -232,7 +232,7 @@ def test_an_mt_index_uses_the_builds_minilm_and_matches_its_eval_rows(tmp_path, 
 
 @pytest.mark.parametrize("seed", range(4))
 def test_exact_top_k_prefilter_keeps_the_order_of_a_full_sort(seed):
-    from stages.retrieve.bm25 import exact_top_k
+    from stages.retrieve.scoring import exact_top_k
 
     rng = np.random.default_rng(seed)
     for _ in range(50):

@@ -51,3 +51,10 @@ def test_each_multi_module_stage_is_a_package():
     assert flat == ["__init__.py", "base.py", "plan.py", "text.py"]
     for stage in ("ingest", "retrieve", "paraphrase", "embed", "assemble"):
         assert (ROOT / "stages" / stage / "stage.py").is_file(), stage
+
+
+def test_no_package_module_is_longer_than_300_lines():
+    """A module past ~300 lines holds more than one idea; split it before it grows further."""
+    long = [f"{path.relative_to(ROOT)}: {n} lines" for package in LAYERS for path in _modules(package)
+            if (n := len(path.read_text(encoding="utf-8").splitlines())) > 300]
+    assert long == []

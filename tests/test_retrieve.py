@@ -8,6 +8,7 @@ import pytest
 from rank_bm25 import BM25Okapi
 
 import stages.retrieve.bm25 as retrieve
+import stages.retrieve.scoring as scoring
 from schemas.errors import UserError
 from stages.retrieve.bm25 import BM25Index, bm25_topk, tokenize, tokenize_many
 
@@ -85,7 +86,7 @@ def test_get_scores_equal_rank_bm25(seed):
 def test_topk_matches_rank_bm25_with_exclusions(monkeypatch, seed, head_df, chunk, block):
     """Covers dense-head / sparse-only scoring, the chunked prefilter and several batch sizes."""
     monkeypatch.setattr(retrieve, "_HEAD_DF", head_df)
-    monkeypatch.setattr(retrieve, "_CHUNK", chunk)
+    monkeypatch.setattr(scoring, "_CHUNK", chunk)
     monkeypatch.setattr(retrieve, "_BLOCK_FLOATS", block)
     corpus = word_soup(seed, n_docs=400)
     queries = queries_for(corpus, seed)

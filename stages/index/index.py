@@ -27,7 +27,7 @@ from stages.index.files import LOCK, LOG, BaseRows, IndexMeta, read_base, read_m
 from stages.index.live_bm25 import BM25Snapshot, Growable, LiveBM25
 from stages.index.log import AppendLog, LogRecord, read_log
 from stages.index.pairs import clean_pairs
-from stages.retrieve.bm25 import exact_top_k
+from stages.retrieve.scoring import exact_top_k
 from stages.retrieve.stage import group_key, retrieval_tokenizer, source_groups
 from stages.text import clean_text, retrieval_view
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stages.retrieve.bm25 import bm25_idf, bm25_length_norm, bm25_weight_normed
+from stages.retrieve.scoring import bm25_idf, bm25_length_norm, bm25_weight_normed
 
 _MERGE_MIN = 65_536  # delta postings tolerated before a merge, however small the base
 
