@@ -24,7 +24,8 @@ def _index_parsers(sub) -> None:
     add = isub.add_parser("add", help="append labelled pairs, cleaned as the build cleans its pool")
     add.add_argument("index", help="an index folder")
     _add_threads(add)
-    add.add_argument("file", help="JSONL ({\"source\", \"target\"} per line) or TSV with a source<TAB>target header")
+    add.add_argument("file", help="pairs in a .jsonl, .tsv, .csv or .parquet file with source and target columns "
+                                  "(read as build reads --train)")
     compact = isub.add_parser("compact", help="write a copy of an index with its append log folded in")
     compact.add_argument("index", help="an index folder")
     compact.add_argument("--out", required=True, help="new folder for the compacted index (required)")

@@ -22,6 +22,7 @@ from stages.embed.stage import Embed
 from stages.index.files import BaseRows, IndexMeta, read_meta, write_index
 from stages.index.index import ExampleIndex
 from stages.index.live_bm25 import LiveBM25
+from stages.index.pairs import read_pair_file
 from stages.retrieve.stage import retrieval_tokenizer
 
 
@@ -89,29 +90,15 @@ def open_index(folder: Path, writable: bool = False, threads: int = 1) -> Exampl
     return ExampleIndex.open(Path(folder), index_embedder(read_meta(Path(folder)), threads), writable=writable)
 
 
-def read_pairs(path: Path) -> list[tuple[Any, Any]]:
-    """Pairs from a JSONL file ({"source", "target"} per line) or a TSV file with a
-    source<TAB>target header."""
-    path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: cannot read it ({exc}); give a UTF-8 JSONL or TSV file of source,target pairs")
-    if path.suffix == ".jsonl":
-        return [_json_pair(path, number, line) for number, line in enumerate(lines, 1) if line.strip()]
-    if not lines or lines[0].split("\t")[:2] != ["source", "target"]:
-        raise UserError(f"{path}: expected a header line 'source<TAB>target' (or a .jsonl file)")
-    return [tuple((line.split("\t") + [None])[:2]) for line in lines[1:] if line.strip()]
-
-
-def _json_pair(path: Path, number: int, line: str) -> tuple[Any, Any]:
-    try:
-        row = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path} line {number}: not JSON ({exc.msg}); write one {{\"source\", \"target\"}} per line")
-    if not isinstance(row, dict):
-        raise UserError(f"{path} line {number}: expected an object with source and target")
-    return row.get("source"), row.get("target")
+def add_file(index: ExampleIndex, path: Path) -> dict[str, Any]:
+    """Append the pairs of a file (read and judged as ingest reads a build's --train file). Each
+    rejected pair is reported with its file and line, as the build's rejects are."""
+    rows = read_pair_file(path)
+    report = index.add([(row.source, row.target) for row in rows])
+    for reject in report["rejected"]:
+        row = rows[reject.pop("item")]
+        reject.update(file=row.file, line=row.line)
+    return report
 
 
 def cmd_index(args) -> int:
@@ -121,7 +108,7 @@ def cmd_index(args) -> int:
     if args.index_command == "add":
         index = open_index(Path(args.index), writable=True, threads=args.threads)
         try:
-            report = index.add(read_pairs(Path(args.file)))
+            report = add_file(index, Path(args.file))
         finally:
             index.close()
         print(json.dumps(report, ensure_ascii=False))

@@ -59,7 +59,8 @@ class BaseRows:
 
 
 def write_index(folder: Path, meta: IndexMeta, rows: BaseRows) -> Path:
-    """Fill a temp sibling, manifest last, and rename it to `folder` (which must not exist)."""
+    """Fill a temp sibling, manifest last, and rename it to `folder` (which must not exist). Every file,
+    the folder and then its parent are fsync'd, so the index is on disk before its first append is."""
     folder = Path(folder)
     if folder.exists():
         raise UserError(f"{folder} already exists; give a new folder for the index (or delete that one)")
@@ -75,11 +76,23 @@ def write_index(folder: Path, meta: IndexMeta, rows: BaseRows) -> Path:
         for name, array in zip(_ARRAYS, (indptr, docs, tfs, rows.bm25.doc_len.view())):
             save_npy(tmp / f"{name}.npy", array)
         write_json_atomically(tmp / MANIFEST, meta.model_dump(mode="json"))
+        for path in (*tmp.iterdir(), tmp):
+            fsync_path(path)
         os.replace(tmp, folder)
+        fsync_path(folder.parent)  # the rename itself, before any append may land in the folder
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return folder
+
+
+def fsync_path(path: Path) -> None:
+    """Flush a file's data, or a folder's entries (new names, renames), to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _write_arrow(path: Path, table: pa.Table) -> None:

@@ -26,7 +26,7 @@ from stages.assemble.prompts import PromptRenderer
 from stages.index.files import LOCK, LOG, BaseRows, IndexMeta, read_base, read_meta, write_index
 from stages.index.live_bm25 import BM25Snapshot, Growable, LiveBM25
 from stages.index.log import AppendLog, LogRecord, read_log
-from stages.index.pairs import clean_pairs
+from stages.index.pairs import clean_pairs, has_surrogate
 from stages.retrieve.scoring import exact_top_k
 from stages.retrieve.stage import group_key, retrieval_tokenizer, source_groups
 from stages.text import clean_text, retrieval_view
@@ -130,7 +130,8 @@ class ExampleIndex:
     def add(self, pairs: list[tuple[Any, Any]]) -> dict[str, Any]:
         """Clean and append pairs as one record, durable when this returns. Pairs the build's
         ingest would reject are reported, not added; a pair already in the index is counted as
-        a duplicate. Returns {"added", "duplicates", "rejected": [{"item", "reason"}], "rows"}."""
+        a duplicate. Returns {"added", "duplicates", "rows",
+        "rejected": [{"item", "reason", "detail"}]}."""
         if self._log is None:
             raise UserError(f"{self.folder}: index opened read-only; open it writable to append")
         cleaned, rejected = clean_pairs(pairs)
@@ -172,6 +173,9 @@ class ExampleIndex:
         source = clean_text(str(text))
         if not source:
             raise UserError("input is empty once cleaned; send a non-empty input")
+        if has_surrogate(source):
+            raise UserError("input holds a lone surrogate (an unpaired \\ud800-\\udfff escape); "
+                            "send valid Unicode text")
         snap = self._snap
         group = self._keys.get(group_key(source, self.meta.task.kind), -1)
         scores = snap.bm25.scores(self.bm25.term_counts(self.tokenize([source])[0]))
@@ -197,13 +201,13 @@ class ExampleIndex:
 
 
 def _pair_hash(source: str, target: str) -> int:
-    digest = hashlib.blake2b(f"{source}\0{target}".encode("utf-8"), digest_size=8).digest()
+    digest = hashlib.blake2b(f"{source}\0{target}".encode("utf-8", "surrogatepass"), digest_size=8).digest()
     return int.from_bytes(digest, "little")
 
 
 def _input_seed(source: str) -> int:
     """Same input, same random examples: a query's draws are seeded by its own text."""
-    return int.from_bytes(hashlib.sha256(source.encode("utf-8")).digest()[:8], "little")
+    return int.from_bytes(hashlib.sha256(source.encode("utf-8", "surrogatepass")).digest()[:8], "little")
 
 
 def _take_writer_lock(folder: Path):

@@ -3,7 +3,9 @@
 A line is `<crc32 hex> <json>\\n`. An append is in the index exactly when its whole line is on
 disk with a matching checksum, so a crash (SIGKILL, power loss) while writing leaves the append
 fully out: the torn tail fails the check, `read_log` stops there, and the next writer cuts it off
-before writing. Embeddings travel in the record (base64 float32), so replaying the log on load
+before writing. Only the last line can be torn that way: a bad line with records after it is
+damage (disk, a hand edit) and loading refuses it, naming the byte, rather than drop the later,
+acknowledged appends. Embeddings travel in the record (base64 float32), so replaying the log on load
 never runs the embedder and gives back the very vectors the append stored.
 """
 from __future__ import annotations
@@ -16,6 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from schemas.errors import UserError
+from stages.index.files import fsync_path
 
 
 @dataclass
@@ -52,18 +57,27 @@ class LogRecord:
 
 
 def read_log(path: Path) -> tuple[list[LogRecord], int]:
-    """Every complete record in order, and the byte length of that valid prefix."""
+    """Every complete record in order, and the byte length of that valid prefix. Only the final
+    line may be bad (a write torn by a crash: left out here, cut by the next writer); a bad line
+    with data after it is damage, not a torn write, and raises rather than hide later appends.
+    The file is read whole first, so a line still being appended reads as the final one."""
     if not path.exists():
         return [], 0
-    records, valid = [], 0
-    with open(path, "rb") as handle:
-        for line in handle:
-            record = LogRecord.from_line(line)
-            if record is None:
-                break
-            records.append(record)
-            valid += len(line)
-    return records, valid
+    data = path.read_bytes()
+    records, offset = [], 0
+    while offset < len(data):
+        end = data.find(b"\n", offset)
+        end = len(data) if end < 0 else end + 1
+        record = LogRecord.from_line(data[offset:end])
+        if record is None:
+            if end < len(data):
+                raise UserError(f"{path}: corrupt record at byte {offset} with more records after it (damage, not "
+                                f"a torn write); restore the index from a backup, or cut the log there "
+                                f"(truncate -s {offset}) to drop it and every later append")
+            break
+        records.append(record)
+        offset = end
+    return records, offset
 
 
 class AppendLog:
@@ -77,7 +91,7 @@ class AppendLog:
             self._handle.truncate(valid_bytes)
             os.fsync(self._handle.fileno())
         if new:
-            _fsync_folder(self.path.parent)
+            fsync_path(self.path.parent)  # a new file's name is durable only once its folder is
 
     def write(self, record: LogRecord) -> None:
         """Durable on return. A failed write (disk full) is cut off again, so the next append
@@ -94,12 +108,3 @@ class AppendLog:
 
     def close(self) -> None:
         self._handle.close()
-
-
-def _fsync_folder(folder: Path) -> None:
-    """A new file's name is durable only once its folder is synced."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
