@@ -18,6 +18,7 @@ import hmac
 import json
 import signal
 import sys
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,12 +88,14 @@ async def _body(request: web.Request, model: type[BaseModel]) -> BaseModel:
         raise _HTTPError(413, f"request body larger than {request.app[SETTINGS].max_body} bytes")
     try:
         return model.model_validate(json.loads(raw))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise _HTTPError(400, f"body is not JSON: {exc}")
+    except RecursionError:
+        raise _HTTPError(400, "body is not JSON we take: nested too deeply")
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "body"
         raise _HTTPError(400, f"{where}: {first['msg']}")
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise _HTTPError(400, f"body is not JSON: {exc}")
 
 
 class _HTTPError(Exception):
@@ -103,14 +106,14 @@ class _HTTPError(Exception):
 
 @web.middleware
 async def _guard(request: web.Request, handler) -> web.StreamResponse:
-    """API key (constant-time compare), then every failure as JSON {"error"}."""
-    key = request.app[SETTINGS].api_key
-    if key and request.path not in OPEN_PATHS:
-        given = request.headers.get("Authorization", "").encode("utf-8")
-        if not hmac.compare_digest(given, f"Bearer {key}".encode("utf-8")):
+    """API key (constant-time compare), then every failure as JSON {"error"}: a one-line 4xx/502
+    for what the client or upstream did wrong, a bare 500 "internal error" (details on stderr)
+    for anything else, never a traceback to the client."""
+    try:
+        key = request.app[SETTINGS].api_key
+        if key and request.path not in OPEN_PATHS and not _key_matches(request.headers.get("Authorization", ""), key):
             return _error(401, "missing or wrong API key: send `Authorization: Bearer KEY`",
                           **{"WWW-Authenticate": "Bearer"})
-    try:
         return await handler(request)
     except _HTTPError as exc:
         return _error(exc.status, str(exc))
@@ -122,6 +125,19 @@ async def _guard(request: web.Request, handler) -> web.StreamResponse:
         if exc.status < 400:
             raise
         return _error(exc.status, exc.reason)
+    except Exception:  # a bug: the client gets a fixed line, the operator the traceback
+        print(f"internal error on {request.method} {request.path}:\n{traceback.format_exc()}",
+              file=sys.stderr, flush=True)
+        return _error(500, "internal error")
+
+
+def _key_matches(given: str, key: str) -> bool:
+    """Constant-time compare of the Authorization header with `Bearer KEY`. A header that is not
+    text (bytes aiohttp kept as surrogates) is a wrong key, not a crash."""
+    try:
+        return hmac.compare_digest(given.encode("utf-8"), f"Bearer {key}".encode("utf-8"))
+    except UnicodeEncodeError:
+        return False
 
 
 async def _in_thread(function, *args) -> Any:
@@ -149,23 +165,43 @@ async def feedback(request: web.Request) -> web.Response:
 
 
 async def call_upstream(session: ClientSession, settings: ServeSettings, prompt: str) -> str:
-    """The completion text for `prompt` (greedy, one line), or UpstreamError."""
+    """The completion text for `prompt` (greedy, one line), or UpstreamError. The client gets a
+    generic line; what the upstream said (its error body, its address) goes to stderr only."""
     payload = {"model": settings.model, "prompt": prompt, "max_tokens": settings.max_tokens,
                "temperature": 0, "stop": ["\n"]}
     try:
         async with session.post(completions_url(settings.upstream), json=payload) as reply:
-            raw = await reply.content.read(UPSTREAM_BODY_LIMIT + 1)
+            raw = await read_bounded(reply.content, UPSTREAM_BODY_LIMIT)
             if len(raw) > UPSTREAM_BODY_LIMIT:
                 raise UpstreamError(f"upstream reply larger than {UPSTREAM_BODY_LIMIT} bytes")
             if reply.status != 200:
-                raise UpstreamError(f"upstream answered HTTP {reply.status}: {raw[:200].decode('utf-8', 'replace')!r}")
+                _upstream_detail(f"HTTP {reply.status}: {raw[:2000].decode('utf-8', 'replace')!r}")
+                raise UpstreamError(f"upstream failed: HTTP {reply.status}")
         return _Completion.model_validate_json(raw).choices[0].text.strip()
     except asyncio.TimeoutError:
         raise UpstreamError(f"upstream did not answer within {settings.timeout:g} s") from None
     except ClientError as exc:
-        raise UpstreamError(f"upstream unreachable: {exc}") from None
+        _upstream_detail(f"{type(exc).__name__}: {exc}")
+        raise UpstreamError("upstream unreachable") from None
     except ValidationError:
         raise UpstreamError("upstream reply is not an OpenAI completions response (no choices[0].text)") from None
+
+
+async def read_bounded(content, limit: int) -> bytes:
+    """The whole body up to EOF, or its first `limit + 1` bytes when it is longer. Why a loop:
+    one `read(n)` returns what has arrived so far, so a reply sent in pieces would be cut."""
+    chunks, size = [], 0
+    while size <= limit:
+        chunk = await content.read(limit + 1 - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def _upstream_detail(detail: str) -> None:
+    print(f"upstream error: {detail}", file=sys.stderr, flush=True)
 
 
 INDEX = web.AppKey("index", ExampleIndex)
@@ -213,9 +249,12 @@ def _api_key(args) -> str | None:
     if args.api_key:
         raise UserError("give --api-key or --api-key-file, not both")
     try:
-        key = Path(args.api_key_file).read_text(encoding="utf-8").splitlines()[0].strip()
-    except (OSError, UnicodeDecodeError, IndexError) as exc:
-        raise UserError(f"--api-key-file {args.api_key_file}: cannot read a key from it ({exc or 'empty file'})")
+        lines = Path(args.api_key_file).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"--api-key-file {args.api_key_file}: cannot read a key from it ({exc})")
+    if not lines:
+        raise UserError(f"--api-key-file {args.api_key_file}: the file is empty; write the key on its first line")
+    key = lines[0].strip()
     if not key:
         raise UserError(f"--api-key-file {args.api_key_file}: its first line is empty; write the key there")
     return key
