@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Iterator
+
+import pyarrow as pa
 
 from schemas.errors import UserError
 
@@ -20,7 +23,31 @@ def read_columns(path: Path, fields: list[str], optional: tuple[str, ...] = ()) 
 
 
 def _read_parquet_columns(path: Path, fields: list[str], optional: tuple[str, ...]) -> dict[str, list]:
-    import pyarrow.compute as pc
+    handle, present = _open_parquet(path, fields, optional)
+    table = handle.read(columns=sorted({f.split(".")[0] for f in present}))
+    out = {f: [None] * table.num_rows for f in optional}
+    out.update({field: column.to_pylist() for field, column in _fields_of(path, table, present).items()})
+    return out
+
+
+def column_batches(path: Path, fields: list[str], size: int | None = None) -> Iterator[dict[str, object]]:
+    """Dotted fields of a data file, `size` rows at a time: Arrow arrays from Parquet (read batch
+    by batch), lists from JSON Lines."""
+    from stages.ingest.batches import BATCH_ROWS
+
+    size = size or BATCH_ROWS
+    if path.suffix == ".jsonl":
+        columns = _read_jsonl_columns(path, fields)
+        for start in range(0, len(columns[fields[0]]), size):
+            yield {field: values[start:start + size] for field, values in columns.items()}
+        return
+    handle, present = _open_parquet(path, fields, ())
+    for batch in handle.iter_batches(batch_size=size, columns=sorted({f.split(".")[0] for f in present})):
+        yield _fields_of(path, pa.Table.from_batches([batch]), present)
+
+
+def _open_parquet(path: Path, fields: list[str], optional: tuple[str, ...]):
+    """The file's reader and the fields it holds; UserError for a broken file or a missing field."""
     import pyarrow.parquet as pq
 
     try:
@@ -33,10 +60,14 @@ def _read_parquet_columns(path: Path, fields: list[str], optional: tuple[str, ..
     if missing:
         raise UserError(f"{path.name}: no column {missing[0].split('.')[0]!r}; its columns: {names}; "
                         "fix source_field/target_field in the task YAML")
-    present = [f for f in (*fields, *optional) if f.split(".")[0] in names]
-    table = handle.read(columns=sorted({f.split(".")[0] for f in present}))
-    out = {f: [None] * table.num_rows for f in optional}
-    for field in present:
+    return handle, [f for f in (*fields, *optional) if f.split(".")[0] in names]
+
+
+def _fields_of(path: Path, table: "pa.Table", fields: list[str]) -> dict[str, "pa.ChunkedArray"]:
+    import pyarrow.compute as pc
+
+    out = {}
+    for field in fields:
         top, *rest = field.split(".")
         column = table.column(top)
         for part in rest:
@@ -45,7 +76,7 @@ def _read_parquet_columns(path: Path, fields: list[str], optional: tuple[str, ..
             except Exception:
                 raise UserError(f"{path.name}: column {top!r} has no field {part!r}; fix the field path "
                                 f"{field!r} in the task YAML") from None
-        out[field] = column.to_pylist()
+        out[field] = column
     return out
 
 

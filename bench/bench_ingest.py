@@ -1,0 +1,212 @@
+"""Ingest at corpus scale: ictrain's streaming ingest against a polars lazy reference.
+
+    python bench/bench_ingest.py --rows 10000000 --pool-size 50000
+
+Generates an en-hi-like Parquet corpus in code (Zipf-distributed English and Devanagari words,
+5-25 a sentence; planted exact duplicates, duplicates that only match after white-space folding,
+and empty sides), a test and an OOD test file (half of the test sources copied from the corpus),
+then runs, each in its own subprocess and back to back: ictrain's `Ingest` stage, and the same
+job in polars' lazy engine (NFC, control characters and white space, empty sides dropped, exact
+dedupe keeping the first row, the same seeded sample, test-overlap removal). Prints wall time and
+peak RSS (the child's ru_maxrss) of both, their ratios and the load average, and checks that both
+dropped the same rows and kept the same pool. Targets: ictrain peak RSS <= 2 GiB at 10M rows,
+wall time <= the reference's.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+CHUNK_ROWS = 1_000_000
+
+
+def vocabulary(rng: np.random.Generator, size: int, letters: list[str], marks: list[str]):
+    """`size` distinct-ish words of 2-9 letters, each letter optionally followed by a mark."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    lengths = rng.integers(2, 10, size=size)
+    picks = rng.integers(0, len(letters), size=int(lengths.sum()))
+    chars = pa.array(letters).take(pa.array(picks))
+    if marks:
+        with_mark = rng.random(len(picks)) < 0.4
+        mark = pa.array(marks).take(pa.array(rng.integers(0, len(marks), size=len(picks))))
+        chars = pc.if_else(pa.array(with_mark), pc.binary_join_element_wise(chars, mark, ""), chars)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+    return pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), chars), "")
+
+
+def sentences(rng: np.random.Generator, vocab, n: int):
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    lengths = rng.integers(5, 26, size=n)
+    ranks = (rng.zipf(1.3, size=int(lengths.sum())) - 1) % len(vocab)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    words = vocab.take(pa.array(ranks))
+    return pc.binary_join(pa.LargeListArray.from_arrays(pa.array(offsets), words), " ")
+
+
+def plant(rng: np.random.Generator, source, target):
+    """Copy 4% of rows over later rows (half with extra white space: duplicates only once cleaned),
+    and blank one side of 0.4%."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = len(source)
+    src, tgt = source.to_numpy(zero_copy_only=False), target.to_numpy(zero_copy_only=False)
+    dest = rng.choice(np.arange(1, n), size=n // 25, replace=False)
+    origin = (rng.random(len(dest)) * dest).astype(np.int64)
+    src[dest], tgt[dest] = src[origin], tgt[origin]
+    spaced = dest[: len(dest) // 2]
+    src[spaced] = np.char.add("  ", src[spaced].astype(str)).astype(object)
+    blank = rng.choice(n, size=n // 250, replace=False)
+    src[blank[::2]], tgt[blank[1::2]] = "", "   "
+    return pa.array(src, pa.large_string()), pa.array(tgt, pa.large_string())
+
+
+def make_corpus(folder: Path, rows: int, seed: int) -> dict[str, Path]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(seed)
+    english = vocabulary(rng, 60_000, [chr(c) for c in range(97, 123)], [])
+    hindi = vocabulary(rng, 60_000, [chr(c) for c in range(0x915, 0x93A)], [chr(c) for c in range(0x93E, 0x94D)])
+    paths = {"train": folder / "big.parquet", "test": folder / "t.tsv", "test_ood": folder / "t2.tsv"}
+    schema = pa.schema([("source", pa.large_string()), ("target", pa.large_string())])
+    kept_sources = []
+    with pq.ParquetWriter(paths["train"], schema) as writer:
+        for start in range(0, rows, CHUNK_ROWS):
+            n = min(CHUNK_ROWS, rows - start)
+            source, target = plant(rng, sentences(rng, english, n), sentences(rng, hindi, n))
+            writer.write_table(pa.table({"source": source, "target": target}, schema=schema))
+            kept_sources.extend(source.slice(0, 1200).to_pylist())
+    for split, n in (("test", 1012), ("test_ood", 500)):
+        fresh = sentences(rng, english, n).to_pylist()
+        src = [kept_sources[i] if split == "test" and i % 2 else fresh[i] for i in range(n)]
+        tgt = sentences(rng, hindi, n).to_pylist()
+        paths[split].write_text("source\ttarget\n" + "".join(f"{s.strip()}\t{t}\n" for s, t in zip(src, tgt)),
+                                encoding="utf-8")
+    return paths
+
+
+def run_ictrain(folder: Path, pool_size: int, seed: int) -> dict:
+    """Child: ictrain's ingest stage on the generated files."""
+    sys.path.insert(0, str(ROOT))
+    from pipeline.tasks import load_task
+    from stages.base import StageStats
+    from stages.ingest.stage import Ingest
+
+    task = load_task("en-hi").model_copy(update={"pool_size": pool_size})
+    overrides = {split: str(path) for split, path in json.loads((folder / "paths.json").read_text()).items()}
+    stats = StageStats()
+    started = time.perf_counter()
+    out = Ingest(task, seed, overrides, scratch_dir=folder).run({}, stats)
+    wall = time.perf_counter() - started
+    _save_pool(folder / "pool-ictrain.parquet", out["pool"].select(["source", "target"]))
+    return {"wall_s": wall, "dropped": dict(stats.dropped), "pool": out["pool"].num_rows}
+
+
+def run_reference(folder: Path, pool_size: int, seed: int) -> dict:
+    """Child: the same job in polars' lazy engine (holds every cleaned string at once)."""
+    import polars as pl
+
+    paths = json.loads((folder / "paths.json").read_text())
+    started = time.perf_counter()
+
+    def clean(column: str) -> pl.Expr:
+        return (pl.col(column).str.normalize("NFC").str.replace_all(r"[\x00-\x08\x0b\x0c\x0e-\x1f]", "")
+                .str.replace_all(r"\s+", " ").str.strip_chars())
+
+    def split(frame: pl.LazyFrame) -> pl.DataFrame:
+        cleaned = frame.select(clean("source"), clean("target"))
+        usable = cleaned.filter((pl.col("source").str.len_bytes() > 0) & (pl.col("target").str.len_bytes() > 0))
+        return usable.unique(keep="first", maintain_order=True).collect()
+
+    train = split(pl.scan_parquet(paths["train"]))
+    tests = [split(pl.scan_csv(paths[s], separator="\t", quote_char=None)) for s in ("test", "test_ood")]
+    rng = np.random.default_rng([seed, 11])
+    sampled = []
+    for frame, limit in ((train, pool_size), (tests[0], 1012), (tests[1], 500)):
+        if frame.height > limit:
+            frame = frame[np.sort(rng.choice(frame.height, size=limit, replace=False))]
+        sampled.append(frame)
+    keys = {s.casefold() for frame in sampled[1:] for s in frame["source"].to_list()}
+    pool = sampled[0].filter(pl.Series([s.casefold() not in keys for s in sampled[0]["source"].to_list()]))
+    wall = time.perf_counter() - started
+    _save_pool(folder / "pool-reference.parquet", pool.to_arrow())
+    return {"wall_s": wall, "unique_train": train.height, "pool": pool.height}
+
+
+def _save_pool(path: Path, table) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(table.cast(pa.schema([("source", pa.large_string()), ("target", pa.large_string())])), path)
+
+
+def child(role: str, folder: Path, pool_size: int, seed: int) -> dict:
+    """Run one side in a fresh interpreter; its wall time (inside) and peak RSS (wait4)."""
+    proc = subprocess.Popen([sys.executable, __file__, "--child", role, "--dir", str(folder),
+                             "--pool-size", str(pool_size), "--seed", str(seed)], stdout=subprocess.PIPE, cwd=ROOT)
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise SystemExit(f"{role} child failed ({proc.returncode})")
+    return {**json.loads(out), "peak_rss_gib": usage.ru_maxrss / 2**20}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--pool-size", type=int, default=50_000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dir", type=Path, help="work folder (default: a temp folder, deleted after)")
+    parser.add_argument("--child", choices=["ictrain", "reference"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        run = run_ictrain if args.child == "ictrain" else run_reference
+        print(json.dumps(run(args.dir, args.pool_size, args.seed)))
+        return
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+        folder = Path(tmp)
+        started = time.perf_counter()
+        paths = make_corpus(folder, args.rows, args.seed)
+        (folder / "paths.json").write_text(json.dumps({k: str(v) for k, v in paths.items()}))
+        print(f"corpus: {args.rows:,} rows, {paths['train'].stat().st_size / 2**20:.0f} MiB Parquet, generated in "
+              f"{time.perf_counter() - started:.1f} s; load average {os.getloadavg()[0]:.2f}", flush=True)
+        report(args, folder)
+
+
+def report(args, folder: Path) -> None:
+    import pyarrow.parquet as pq
+
+    results = {}
+    for role in ("reference", "ictrain"):
+        results[role] = child(role, folder, args.pool_size, args.seed)
+        print(f"{role:9s}: wall {results[role]['wall_s']:7.1f} s  peak RSS {results[role]['peak_rss_gib']:5.2f} GiB  "
+              f"(load average {os.getloadavg()[0]:.2f})", flush=True)
+    ours, ref = results["ictrain"], results["reference"]
+    print(f"ratio ictrain/reference: wall {ours['wall_s'] / ref['wall_s']:.2f}x, "
+          f"peak RSS {ours['peak_rss_gib'] / ref['peak_rss_gib']:.2f}x")
+    print(f"ictrain dropped: {json.dumps(ours['dropped'], sort_keys=True)}")
+    same = pq.read_table(folder / "pool-ictrain.parquet").equals(pq.read_table(folder / "pool-reference.parquet"))
+    print(f"same pool as the reference: {same} ({ours['pool']:,} rows)")
+    print(f"targets at this size: peak RSS <= 2 GiB {'met' if ours['peak_rss_gib'] <= 2 else 'MISSED'}, "
+          f"wall <= reference {'met' if ours['wall_s'] <= ref['wall_s'] else 'MISSED'}")
+    if not same:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
