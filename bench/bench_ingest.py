@@ -99,7 +99,7 @@ def make_corpus(folder: Path, rows: int, seed: int) -> dict[str, Path]:
     return paths
 
 
-def run_ictrain(folder: Path, pool_size: int, seed: int) -> dict:
+def run_ictrain(folder: Path, pool_size: int, seed: int, rows: int = 0) -> dict:
     """Child: ictrain's ingest stage on the generated files."""
     sys.path.insert(0, str(ROOT))
     from pipeline.tasks import load_task
@@ -110,13 +110,15 @@ def run_ictrain(folder: Path, pool_size: int, seed: int) -> dict:
     overrides = {split: str(path) for split, path in json.loads((folder / "paths.json").read_text()).items()}
     stats = StageStats()
     started = time.perf_counter()
-    out = Ingest(task, seed, overrides, scratch_dir=folder).run({}, stats)
+    stage = Ingest(task, seed, overrides, scratch_dir=folder)
+    out = stage.run({}, stats)
     wall = time.perf_counter() - started
     _save_pool(folder / "pool-ictrain.parquet", out["pool"].select(["source", "target"]))
-    return {"wall_s": wall, "dropped": dict(stats.dropped), "pool": out["pool"].num_rows}
+    rows_read = sum(counts["rows_read"] for counts in stage.read_counts.values())
+    return {"wall_s": wall, "dropped": dict(stats.dropped), "pool": out["pool"].num_rows, "rows_read": rows_read}
 
 
-def run_reference(folder: Path, pool_size: int, seed: int) -> dict:
+def run_reference(folder: Path, pool_size: int, seed: int, rows: int = 0) -> dict:
     """Child: the same job in polars' lazy engine (holds every cleaned string at once)."""
     import polars as pl
 
@@ -144,7 +146,7 @@ def run_reference(folder: Path, pool_size: int, seed: int) -> dict:
     pool = sampled[0].filter(pl.Series([s.casefold() not in keys for s in sampled[0]["source"].to_list()]))
     wall = time.perf_counter() - started
     _save_pool(folder / "pool-reference.parquet", pool.to_arrow())
-    return {"wall_s": wall, "unique_train": train.height, "pool": pool.height}
+    return {"wall_s": wall, "distinct_usable": train.height + tests[0].height + tests[1].height, "pool": pool.height}
 
 
 def _save_pool(path: Path, table) -> None:
@@ -154,10 +156,11 @@ def _save_pool(path: Path, table) -> None:
     pq.write_table(table.cast(pa.schema([("source", pa.large_string()), ("target", pa.large_string())])), path)
 
 
-def child(role: str, folder: Path, pool_size: int, seed: int) -> dict:
+def child(role: str, folder: Path, args) -> dict:
     """Run one side in a fresh interpreter; its wall time (inside) and peak RSS (wait4)."""
-    proc = subprocess.Popen([sys.executable, __file__, "--child", role, "--dir", str(folder),
-                             "--pool-size", str(pool_size), "--seed", str(seed)], stdout=subprocess.PIPE, cwd=ROOT)
+    proc = subprocess.Popen([sys.executable, __file__, "--child", role, "--dir", str(folder), "--rows", str(args.rows),
+                             "--pool-size", str(args.pool_size), "--seed", str(args.seed)], stdout=subprocess.PIPE,
+                            cwd=ROOT)
     out = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -172,20 +175,35 @@ def main() -> None:
     parser.add_argument("--pool-size", type=int, default=50_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dir", type=Path, help="work folder (default: a temp folder, deleted after)")
-    parser.add_argument("--child", choices=["ictrain", "reference"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["generate", "ictrain", "reference"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        run = run_ictrain if args.child == "ictrain" else run_reference
-        print(json.dumps(run(args.dir, args.pool_size, args.seed)))
+        run = {"generate": generate, "ictrain": run_ictrain, "reference": run_reference}[args.child]
+        print(json.dumps({**run(args.dir, args.pool_size, args.seed, args.rows), "vm_hwm_gib": _vm_hwm_gib()}))
         return
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         folder = Path(tmp)
-        started = time.perf_counter()
-        paths = make_corpus(folder, args.rows, args.seed)
-        (folder / "paths.json").write_text(json.dumps({k: str(v) for k, v in paths.items()}))
-        print(f"corpus: {args.rows:,} rows, {paths['train'].stat().st_size / 2**20:.0f} MiB Parquet, generated in "
-              f"{time.perf_counter() - started:.1f} s; load average {os.getloadavg()[0]:.2f}", flush=True)
+        made = child("generate", folder, args)  # in a child too: a parent holding the corpus would lend
+        print(f"corpus: {args.rows:,} rows, {made['mib']:.0f} MiB Parquet, generated in {made['wall_s']:.1f} s; "
+              f"load average {os.getloadavg()[0]:.2f}", flush=True)  # its peak RSS to every child it forks
         report(args, folder)
+
+
+def generate(folder: Path, pool_size: int, seed: int, rows: int) -> dict:
+    """Child: write the corpus and the test files."""
+    started = time.perf_counter()
+    paths = make_corpus(folder, rows, seed)
+    (folder / "paths.json").write_text(json.dumps({k: str(v) for k, v in paths.items()}))
+    return {"wall_s": time.perf_counter() - started, "mib": paths["train"].stat().st_size / 2**20}
+
+
+def _vm_hwm_gib() -> float | None:
+    """The child's own peak RSS as the kernel counts it since exec (VmHWM), a check on ru_maxrss."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return None
+    return next((int(line.split()[1]) / 2**20 for line in status.splitlines() if line.startswith("VmHWM:")), None)
 
 
 def report(args, folder: Path) -> None:
@@ -193,15 +211,18 @@ def report(args, folder: Path) -> None:
 
     results = {}
     for role in ("reference", "ictrain"):
-        results[role] = child(role, folder, args.pool_size, args.seed)
-        print(f"{role:9s}: wall {results[role]['wall_s']:7.1f} s  peak RSS {results[role]['peak_rss_gib']:5.2f} GiB  "
-              f"(load average {os.getloadavg()[0]:.2f})", flush=True)
+        results[role] = child(role, folder, args)
+        print(f"{role:9s}: wall {results[role]['wall_s']:7.1f} s  peak RSS {results[role]['peak_rss_gib']:5.2f} GiB "
+              f"(VmHWM {results[role]['vm_hwm_gib']:.2f})  load average {os.getloadavg()[0]:.2f}", flush=True)
     ours, ref = results["ictrain"], results["reference"]
     print(f"ratio ictrain/reference: wall {ours['wall_s'] / ref['wall_s']:.2f}x, "
           f"peak RSS {ours['peak_rss_gib'] / ref['peak_rss_gib']:.2f}x")
     print(f"ictrain dropped: {json.dumps(ours['dropped'], sort_keys=True)}")
     same = pq.read_table(folder / "pool-ictrain.parquet").equals(pq.read_table(folder / "pool-reference.parquet"))
-    print(f"same pool as the reference: {same} ({ours['pool']:,} rows)")
+    usable = ours["rows_read"] - sum(n for why, n in ours["dropped"].items() if why != "pool row also in a test set")
+    print(f"same pool as the reference: {same} ({ours['pool']:,} rows); same distinct usable rows: "
+          f"{usable == ref['distinct_usable']} ({usable:,} in all splits)")
+    same = same and usable == ref["distinct_usable"]
     print(f"targets at this size: peak RSS <= 2 GiB {'met' if ours['peak_rss_gib'] <= 2 else 'MISSED'}, "
           f"wall <= reference {'met' if ours['wall_s'] <= ref['wall_s'] else 'MISSED'}")
     if not same:

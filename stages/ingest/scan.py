@@ -4,7 +4,7 @@ Each batch is cleaned column-wise (`stages.text.clean_column`, the same text `cl
 its rejects are appended to an Arrow file as they are found, its usable rows are appended to a
 spill file in the scratch folder, and only a 128-bit key per usable row stays in memory. Exact
 duplicates are then the rows whose key occurred before (`first_occurrences`), and the sampled
-rows are read back from the memory-mapped spill (`take_rows`): memory grows with 16 bytes per
+rows are read back from the spill batch by batch (`take_rows`): memory grows with 16 bytes per
 row, not with the corpus' text.
 
 Why 128 bits is safe: the key is two 64-bit hashes (polars' string hash, under two different
@@ -150,7 +150,17 @@ def first_occurrences(keys: np.ndarray) -> np.ndarray:
 
 
 def take_rows(spill: Path, positions: np.ndarray) -> pa.Table:
-    """The spilled rows at `positions` (ascending), read through a memory map, as one chunk."""
-    with pa.memory_map(str(spill)) as source:
-        table = ipc.open_file(source).read_all()
-        return table.take(pa.array(positions, pa.int64())).combine_chunks()
+    """The spilled rows at `positions` (ascending), read batch by batch and only the chosen rows
+    kept. Plain reads, not a memory map: a sample touches nearly every page of the spill, and a
+    map would count all of them as resident."""
+    parts = []
+    with pa.OSFile(str(spill)) as source:
+        reader = ipc.open_file(source)
+        start = 0
+        for i in range(reader.num_record_batches):
+            batch = reader.get_batch(i)
+            lo, hi = np.searchsorted(positions, [start, start + batch.num_rows])
+            if hi > lo:
+                parts.append(pa.Table.from_batches([batch.take(pa.array(positions[lo:hi] - start))]).combine_chunks())
+            start += batch.num_rows
+    return pa.concat_tables(parts).combine_chunks() if parts else ITEM_SCHEMA.empty_table()
