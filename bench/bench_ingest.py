@@ -63,15 +63,17 @@ def plant(rng: np.random.Generator, source, target):
     import pyarrow.compute as pc
 
     n = len(source)
-    src, tgt = source.to_numpy(zero_copy_only=False), target.to_numpy(zero_copy_only=False)
-    dest = rng.choice(np.arange(1, n), size=n // 25, replace=False)
-    origin = (rng.random(len(dest)) * dest).astype(np.int64)
-    src[dest], tgt[dest] = src[origin], tgt[origin]
-    spaced = dest[: len(dest) // 2]
-    src[spaced] = np.char.add("  ", src[spaced].astype(str)).astype(object)
-    blank = rng.choice(n, size=n // 250, replace=False)
-    src[blank[::2]], tgt[blank[1::2]] = "", "   "
-    return pa.array(src, pa.large_string()), pa.array(tgt, pa.large_string())
+    take = np.arange(n)
+    dest = rng.choice(n - 1, size=n // 25, replace=False) + 1
+    take[dest] = (rng.random(len(dest)) * dest).astype(np.int64)
+    source, target = source.take(pa.array(take)), target.take(pa.array(take))
+    spaced, blank = np.zeros(n, bool), rng.choice(n, size=n // 250, replace=False)
+    spaced[dest[: len(dest) // 2]] = True
+    source = pc.if_else(pa.array(spaced), pc.binary_join_element_wise("", source, "  ", ""), source)
+    blank_source, blank_target = np.zeros(n, bool), np.zeros(n, bool)
+    blank_source[blank[::2]], blank_target[blank[1::2]] = True, True
+    return (pc.if_else(pa.array(blank_source), "", source).cast(pa.large_string()),
+            pc.if_else(pa.array(blank_target), "   ", target).cast(pa.large_string()))
 
 
 def make_corpus(folder: Path, rows: int, seed: int) -> dict[str, Path]:

@@ -50,8 +50,10 @@ def _open_parquet(path: Path, fields: list[str], optional: tuple[str, ...]):
     """The file's reader and the fields it holds; UserError for a broken file or a missing field."""
     import pyarrow.parquet as pq
 
+    from stages.ingest.batches import STREAMING
+
     try:
-        handle = pq.ParquetFile(path)
+        handle = pq.ParquetFile(path, **STREAMING)
     except Exception as exc:  # pyarrow raises several types for broken files
         raise UserError(f"{path.name}: not a readable Parquet file ({exc.__class__.__name__}); delete it from "
                         f"the source cache ({path.parent}) and rerun") from None

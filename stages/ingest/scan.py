@@ -141,12 +141,27 @@ def row_keys(items: pa.Table) -> np.ndarray:
     return np.stack([(prefix + encoded).hash(seed).to_numpy() for seed, prefix in KEY_HALVES], axis=1)
 
 
-def first_occurrences(keys: np.ndarray) -> np.ndarray:
-    """Positions of the rows whose key did not occur before, ascending (exact dedupe, first kept)."""
+def first_occurrences(keys: np.ndarray, part_rows: int = 1 << 20) -> np.ndarray:
+    """Positions of the rows whose key did not occur before, ascending (exact dedupe, first kept).
+    The keys are split by their low bits into parts of about `part_rows` (equal keys share a
+    part, and a part keeps file order), so the hash table polars builds stays that small."""
+    parts = max(1, -(-len(keys) // part_rows))
+    if parts == 1:
+        return np.flatnonzero(_first_distinct(keys))
+    part_of = keys[:, 0] % np.uint64(parts)
+    keep = np.zeros(len(keys), bool)
+    for part in range(parts):
+        rows = np.flatnonzero(part_of == part)
+        keep[rows[_first_distinct(keys[rows])]] = True
+    return np.flatnonzero(keep)
+
+
+def _first_distinct(keys: np.ndarray) -> np.ndarray:
+    """Whether each 128-bit key is the first of its value, as polars Int128 (16 bytes a row)."""
     import polars as pl
 
-    frame = pl.DataFrame({"a": keys[:, 0], "b": keys[:, 1]})
-    return np.flatnonzero(frame.select(pl.struct("a", "b").is_first_distinct())["a"].to_numpy())
+    as_decimal = pa.Array.from_buffers(pa.decimal128(38, 0), len(keys), [None, pa.py_buffer(np.ascontiguousarray(keys))])
+    return pl.from_arrow(as_decimal).cast(pl.Int128).is_first_distinct().to_numpy()
 
 
 def take_rows(spill: Path, positions: np.ndarray) -> pa.Table:

@@ -82,12 +82,7 @@ class Ingest(Stage):
         """Each split's rows as batches, read lazily (the SQL files and the generators are small
         and go through their row readers)."""
         if self.task.kind == "synthetic" and not self.overrides.get("train"):
-            from stages.ingest.synth import generate
-
-            generated = generate(self.task.generator, self.task.pool_size, self.task.test_size,
-                                 self.task.ood_size, self.seed)
-            return {split: batches_from_rows(RawRow(f"<generated {split}>", i + 1, s, t) for i, (s, t) in enumerate(rows))
-                    for split, rows in generated.items()}
+            return {split: batches_from_rows(rows) for split, rows in generated_rows(self.task, self.seed).items()}
         out = {}
         for split in SPLITS:
             spec = split_source(self.task, split, self.overrides.get(split))
@@ -105,6 +100,15 @@ class Ingest(Stage):
         if "train" not in out:
             raise UserError(f"task {self.task.name!r} declares no training source; pass --train PATH")
         return out
+
+
+def generated_rows(task: TaskConfig, seed: int) -> dict[str, list[RawRow]]:
+    """The splits of a synthetic task, made by its generator (small: sized by the task)."""
+    from stages.ingest.synth import generate
+
+    generated = generate(task.generator, task.pool_size, task.test_size, task.ood_size, seed)
+    return {split: [RawRow(f"<generated {split}>", i + 1, s, t) for i, (s, t) in enumerate(rows)]
+            for split, rows in generated.items()}
 
 
 def _sample(scan: SplitScan, limit: int, rng: np.random.Generator, stats: StageStats) -> pa.Table:
