@@ -43,6 +43,8 @@ class Ingest(Stage):
 
     def run(self, inputs: dict[str, Artifacts], stats: StageStats) -> Artifacts:
         self.read_counts: dict[str, dict] = {}
+        if self.scratch_dir is not None:
+            Path(self.scratch_dir).mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=".ingest-", dir=self.scratch_dir) as scratch:
             log = RejectLog(Path(scratch) / "rejects.arrow")
             scans = {split: scan_split(batches, self.task.kind == "sql", Path(scratch) / f"{split}.arrow", log, stats)
