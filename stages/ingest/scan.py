@@ -38,7 +38,7 @@ class RejectLog:
     """Rejected rows, appended to an Arrow file as they are found (never held as Python objects)."""
 
     def __init__(self, path: Path):
-        self.path, self.count, self.first = path, 0, None
+        self.path, self.count, self.first, self._closed = path, 0, None, False
         self._writer = ipc.new_file(str(path), REJECT_SCHEMA)
 
     def add(self, rejects: pa.RecordBatch) -> None:
@@ -48,9 +48,14 @@ class RejectLog:
             self._writer.write_batch(rejects)
             self.count += rejects.num_rows
 
+    def close(self) -> None:
+        if not self._closed:
+            self._writer.close()
+            self._closed = True
+
     def table(self) -> pa.Table:
         """Every reject in the order found, as one chunk (the bytes an in-memory table would write)."""
-        self._writer.close()
+        self.close()
         with pa.memory_map(str(self.path)) as source:
             return ipc.open_file(source).read_all().combine_chunks()
 
