@@ -16,6 +16,7 @@ from pipeline.tasks import load_task
 from stages.base import StageStats
 from stages.ingest import batches
 from stages.ingest.stage import Ingest
+from tests.conftest_hub import fake_hub  # noqa: F401  (fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
 WORDS = ["alpha", "Beta", "gamma", "Café", "Cafe\u0301", "naïve", "nai\u0308ve", "straße", "İstanbul", "中文", "שלום",
@@ -176,3 +177,18 @@ def test_first_occurrences_compares_all_128_bits(part_rows):
             seen.add(key)
             want.append(i)
     assert first_occurrences(keys, part_rows).tolist() == want
+
+
+@pytest.mark.parametrize("task_name", ["en-lt", "en-hi"])
+def test_hub_sources_stream_shard_by_shard_as_the_row_by_row_ingest_read_them(task_name, fake_hub, tmp_path,
+                                                                              monkeypatch):
+    """Parquet shards (two for Europarl), nested fields (IITB's translation.en) and configs joined
+    by sentence id (Flores+) give what the row-by-row ingest gave, in batches of 7 rows."""
+    from stages.ingest.access import SourceAccess
+
+    monkeypatch.setattr(batches, "BATCH_ROWS", 7)
+    access = SourceAccess(download_dir=tmp_path / "sources", hub_endpoint=fake_hub.url,
+                          hub_token="hf_test_good_token", opus_url=fake_hub.url)
+    task = load_task(task_name).model_copy(update={"pool_size": 100, "test_size": 30, "ood_size": 20})
+    out, _ = _both({"task": task, "seed": 3, "overrides": {}, "access": access}, tmp_path / "built")
+    assert out["pool"].num_rows > 50

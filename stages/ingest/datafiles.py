@@ -31,15 +31,13 @@ def _read_parquet_columns(path: Path, fields: list[str], optional: tuple[str, ..
 
 
 def column_batches(path: Path, fields: list[str], size: int | None = None) -> Iterator[dict[str, object]]:
-    """Dotted fields of a data file, `size` rows at a time: Arrow arrays from Parquet (read batch
-    by batch), lists from JSON Lines."""
+    """Dotted fields of a data file, `size` rows at a time: Arrow arrays from Parquet, lists from
+    JSON Lines, both read batch by batch."""
     from stages.ingest.batches import BATCH_ROWS
 
     size = size or BATCH_ROWS
     if path.suffix == ".jsonl":
-        columns = _read_jsonl_columns(path, fields)
-        for start in range(0, len(columns[fields[0]]), size):
-            yield {field: values[start:start + size] for field, values in columns.items()}
+        yield from _jsonl_column_batches(path, fields, size)
         return
     handle, present = _open_parquet(path, fields, ())
     for batch in handle.iter_batches(batch_size=size, columns=sorted({f.split(".")[0] for f in present})):
@@ -84,6 +82,15 @@ def _fields_of(path: Path, table: "pa.Table", fields: list[str]) -> dict[str, "p
 
 def _read_jsonl_columns(path: Path, fields: list[str]) -> dict[str, list]:
     out: dict[str, list] = {field: [] for field in fields}
+    for chunk in _jsonl_column_batches(path, fields, 1 << 16):
+        for field, values in chunk.items():
+            out[field].extend(values)
+    return out
+
+
+def _jsonl_column_batches(path: Path, fields: list[str], size: int) -> Iterator[dict[str, list]]:
+    """Dotted fields of a JSON Lines file, `size` records at a time."""
+    out: dict[str, list] = {field: [] for field in fields}
     with open(path, encoding="utf-8", errors="replace") as handle:
         for line_no, line in enumerate(handle, start=1):
             if not line.strip():
@@ -98,7 +105,11 @@ def _read_jsonl_columns(path: Path, fields: list[str]) -> dict[str, list]:
                                 "fix source_field/target_field in the task YAML")
             for field in fields:
                 out[field].append(_dotted(record, field))
-    return out
+            if len(out[fields[0]]) >= size:
+                yield out
+                out = {field: [] for field in fields}
+    if out[fields[0]]:
+        yield out
 
 
 def _dotted(record: object, path: str) -> object:

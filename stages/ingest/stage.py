@@ -164,7 +164,7 @@ def labels_in_pool(pool: pa.Table, cleaned: dict[str, pa.Table]) -> dict[str, di
     dataset card prints it)."""
     import pyarrow.compute as pc
 
-    targets = pool.column("target")
+    targets = pool.column("target").combine_chunks()
     return {split: {"rows": cleaned[split].num_rows,
                     "in_pool": int(pc.sum(pc.is_in(cleaned[split].column("target"), value_set=targets)).as_py() or 0)}
             for split in ("test", "test_ood") if split in cleaned and cleaned[split].num_rows}
