@@ -192,3 +192,16 @@ def test_hub_sources_stream_shard_by_shard_as_the_row_by_row_ingest_read_them(ta
     task = load_task(task_name).model_copy(update={"pool_size": 100, "test_size": 30, "ood_size": 20})
     out, _ = _both({"task": task, "seed": 3, "overrides": {}, "access": access}, tmp_path / "built")
     assert out["pool"].num_rows > 50
+
+
+def test_a_lone_surrogate_from_a_json_escape_is_rejected_not_a_crash(tmp_path):
+    """Only surrogateescape's \\udc80-\\udcff were caught before; "\\ud800" from a JSON escape went
+    on and broke the Arrow table at the end of ingest."""
+    train = tmp_path / "train.jsonl"
+    train.write_text('{"source": "ok", "target": "fine"}\n{"source": "bad \\ud800", "target": "x"}\n')
+    test = tmp_path / "test.tsv"
+    test.write_text("source\ttarget\nother\ty\n")
+    task = load_task("en-lt")
+    out = Ingest(task, 0, {"train": str(train), "test": str(test), "test_ood": str(test)}).run({}, StageStats())
+    assert out["rejects"].to_pylist() == [{"file": "train.jsonl", "line": 2, "reason": "undecodable bytes",
+                                           "detail": "source is not valid UTF-8"}]
