@@ -93,8 +93,8 @@ def make_specs(config: BuildConfig, options: RunOptions, cache_root: Path, extra
     kind = config.task.kind
     validator = parts.sql.validator if parts.sql else None
     specs = [
-        StageSpec(Ingest(config.task, config.seed, overrides(options), source_access(options, cache_root)),
-                  (), extra),
+        StageSpec(Ingest(config.task, config.seed, overrides(options), source_access(options, cache_root),
+                         scratch_dir=cache_root), (), extra),
         StageSpec(Plan(config.weights, config.seed), ("ingest",)),
         StageSpec(Retrieve(max(config.m, config.k), config.k, config.task.retrieval_tokens, options.progress,
                             options.device, kind), ("ingest",)),

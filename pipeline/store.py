@@ -95,8 +95,8 @@ def _write_version(config: BuildConfig, version: str, inputs: dict[str, Any],
         rejects = results["ingest"].artifacts["rejects"]
         if rejects.num_rows:
             with open(tmp / "rejects.jsonl", "w", encoding="utf-8") as handle:
-                for row in rejects.to_pylist():
-                    handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+                for batch in rejects.to_batches(max_chunksize=1 << 16):  # a corpus may reject millions
+                    handle.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in batch.to_pylist())
         manifest = build_manifest(config, version, inputs, results)
         (tmp / "README.md").write_text(dataset_card(manifest, assembled), encoding="utf-8")
         write_json_atomically(tmp / "manifest.json", manifest)

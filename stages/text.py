@@ -1,6 +1,7 @@
 """Text normalisation shared by ingest, the leakage guard and every cache key."""
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from typing import Callable
@@ -13,6 +14,66 @@ def clean_text(text: str) -> str:
     """NFC, control characters removed, runs of white space folded to one space, trimmed."""
     text = unicodedata.normalize("NFC", text).translate(_CONTROL)
     return _SPACES.sub(" ", text).strip()
+
+
+def clean_column(values: "pa.Array") -> "pa.Array":
+    """`clean_text` of every value of an Arrow string array (nulls stay null), for ingest at
+    corpus scale: only the values that cleaning can change are touched. A value that the Unicode
+    quick check cannot prove to be NFC (`_cleaning_patterns`) is normalised by `unicodedata`
+    itself, so NFC is exactly Python's; the control and white-space classes are read off the
+    running Python, so the polars regexes match what `re` and `str.strip` match."""
+    import numpy as np
+    import polars as pl
+    import pyarrow as pa
+
+    maybe_not_nfc, control, space, unclean = _cleaning_patterns()
+    text = pl.Series(values.cast(pa.large_string()))
+    redo = np.flatnonzero(text.str.contains(maybe_not_nfc).fill_null(False).to_numpy())
+    if len(redo):
+        nfc = [unicodedata.normalize("NFC", value) for value in text.gather(redo).to_list()]
+        text = text.scatter(redo, pl.Series(nfc, dtype=pl.String))
+    dirty = np.flatnonzero(text.str.contains(unclean).fill_null(False).to_numpy())
+    if len(dirty):
+        fixed = text.gather(dirty).str.replace_all(control, "").str.replace_all(space + "+", " ").str.strip_chars(" ")
+        text = text.scatter(dirty, fixed)
+    return text.to_arrow().cast(pa.large_string())
+
+
+@functools.cache
+def _cleaning_patterns() -> tuple[str, str, str, str]:
+    """Regexes (Rust syntax) from this Python's Unicode database: (a value that may not be NFC,
+    a character `clean_text` removes, a white-space character, a value `clean_text` may change).
+
+    A value is NFC when the quick check of UAX #15 says YES: no character whose NFC_QC is No
+    (it changes on its own) or Maybe (the second of a composition pair, Hangul V and T jamo), and
+    no two combining marks in a row (the only place canonical reordering can happen)."""
+    qc_no, qc_maybe, marks = [], set(range(0x1161, 0x1176)) | set(range(0x11A8, 0x11C3)), []
+    for code in range(0x110000):
+        char = chr(code)
+        if unicodedata.combining(char):
+            marks.append(code)
+        decomposition = unicodedata.decomposition(char)
+        if not decomposition or decomposition.startswith("<"):
+            continue
+        if unicodedata.normalize("NFC", char) != char:
+            qc_no.append(code)
+        elif len(parts := decomposition.split()) == 2:
+            qc_maybe.add(int(parts[1], 16))
+    spaces = [c for c in range(0x110000) if chr(c).isspace()]
+    control, space = _char_class(sorted(_CONTROL)), _char_class(spaces)
+    unclean = f"{control}|{_char_class([c for c in spaces if c != 0x20])}|  |^ | $"
+    return f"{_char_class(sorted(qc_maybe.union(qc_no)))}|{_char_class(marks)}{{2}}", control, space, unclean
+
+
+def _char_class(codes: list[int]) -> str:
+    """A regex class of `codes`, runs of consecutive code points written as ranges."""
+    runs, start = [], None
+    for i, code in enumerate(codes):
+        start = code if start is None else start
+        if i + 1 == len(codes) or codes[i + 1] != code + 1:
+            runs.append(f"\\x{{{start:x}}}" + (f"-\\x{{{code:x}}}" if code != start else ""))
+            start = None
+    return "[" + "".join(runs) + "]"
 
 
 def normalize_text(text: str) -> str:

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Iterator
+
+import pyarrow as pa
 
 from schemas.errors import UserError
 
@@ -20,11 +23,35 @@ def read_columns(path: Path, fields: list[str], optional: tuple[str, ...] = ()) 
 
 
 def _read_parquet_columns(path: Path, fields: list[str], optional: tuple[str, ...]) -> dict[str, list]:
-    import pyarrow.compute as pc
+    handle, present = _open_parquet(path, fields, optional)
+    table = handle.read(columns=sorted({f.split(".")[0] for f in present}))
+    out = {f: [None] * table.num_rows for f in optional}
+    out.update({field: column.to_pylist() for field, column in _fields_of(path, table, present).items()})
+    return out
+
+
+def column_batches(path: Path, fields: list[str], size: int | None = None) -> Iterator[dict[str, object]]:
+    """Dotted fields of a data file, `size` rows at a time: Arrow arrays from Parquet, lists from
+    JSON Lines, both read batch by batch."""
+    from stages.ingest.batches import BATCH_ROWS
+
+    size = size or BATCH_ROWS
+    if path.suffix == ".jsonl":
+        yield from _jsonl_column_batches(path, fields, size)
+        return
+    handle, present = _open_parquet(path, fields, ())
+    for batch in handle.iter_batches(batch_size=size, columns=sorted({f.split(".")[0] for f in present})):
+        yield _fields_of(path, pa.Table.from_batches([batch]), present)
+
+
+def _open_parquet(path: Path, fields: list[str], optional: tuple[str, ...]):
+    """The file's reader and the fields it holds; UserError for a broken file or a missing field."""
     import pyarrow.parquet as pq
 
+    from stages.ingest.batches import STREAMING
+
     try:
-        handle = pq.ParquetFile(path)
+        handle = pq.ParquetFile(path, **STREAMING)
     except Exception as exc:  # pyarrow raises several types for broken files
         raise UserError(f"{path.name}: not a readable Parquet file ({exc.__class__.__name__}); delete it from "
                         f"the source cache ({path.parent}) and rerun") from None
@@ -33,10 +60,14 @@ def _read_parquet_columns(path: Path, fields: list[str], optional: tuple[str, ..
     if missing:
         raise UserError(f"{path.name}: no column {missing[0].split('.')[0]!r}; its columns: {names}; "
                         "fix source_field/target_field in the task YAML")
-    present = [f for f in (*fields, *optional) if f.split(".")[0] in names]
-    table = handle.read(columns=sorted({f.split(".")[0] for f in present}))
-    out = {f: [None] * table.num_rows for f in optional}
-    for field in present:
+    return handle, [f for f in (*fields, *optional) if f.split(".")[0] in names]
+
+
+def _fields_of(path: Path, table: "pa.Table", fields: list[str]) -> dict[str, "pa.ChunkedArray"]:
+    import pyarrow.compute as pc
+
+    out = {}
+    for field in fields:
         top, *rest = field.split(".")
         column = table.column(top)
         for part in rest:
@@ -45,11 +76,20 @@ def _read_parquet_columns(path: Path, fields: list[str], optional: tuple[str, ..
             except Exception:
                 raise UserError(f"{path.name}: column {top!r} has no field {part!r}; fix the field path "
                                 f"{field!r} in the task YAML") from None
-        out[field] = column.to_pylist()
+        out[field] = column
     return out
 
 
 def _read_jsonl_columns(path: Path, fields: list[str]) -> dict[str, list]:
+    out: dict[str, list] = {field: [] for field in fields}
+    for chunk in _jsonl_column_batches(path, fields, 1 << 16):
+        for field, values in chunk.items():
+            out[field].extend(values)
+    return out
+
+
+def _jsonl_column_batches(path: Path, fields: list[str], size: int) -> Iterator[dict[str, list]]:
+    """Dotted fields of a JSON Lines file, `size` records at a time."""
     out: dict[str, list] = {field: [] for field in fields}
     with open(path, encoding="utf-8", errors="replace") as handle:
         for line_no, line in enumerate(handle, start=1):
@@ -65,7 +105,11 @@ def _read_jsonl_columns(path: Path, fields: list[str]) -> dict[str, list]:
                                 "fix source_field/target_field in the task YAML")
             for field in fields:
                 out[field].append(_dotted(record, field))
-    return out
+            if len(out[fields[0]]) >= size:
+                yield out
+                out = {field: [] for field in fields}
+    if out[fields[0]]:
+        yield out
 
 
 def _dotted(record: object, path: str) -> object:

@@ -13,7 +13,8 @@ from typing import Iterator
 from schemas.config import HubSource
 from schemas.errors import UserError
 from stages.ingest.access import SourceAccess
-from stages.ingest.datafiles import read_columns
+from stages.ingest.batches import RowBatch, arrow_batch, batches_from_rows
+from stages.ingest.datafiles import column_batches, read_columns
 from stages.ingest.hub import SHA, HubRepo, hub_label, safe_name
 from stages.ingest.readers import RawRow
 
@@ -30,12 +31,27 @@ def resolve_manifest_path(access: SourceAccess, spec: HubSource) -> Path:
 def hub_rows(spec: HubSource, access: SourceAccess, progress=None) -> Iterator[RawRow]:
     """Rows of a Hub source: one config with two fields, or two configs joined by sentence id."""
     name = hub_label(spec)
-    for index, (source, target) in enumerate(_pairs(spec, access, progress), start=1):
+    for index, (source, target) in enumerate(_pairs(spec, resolved_files(spec, access, progress)), start=1):
         yield RawRow(name, index, source, target)
 
 
-def _pairs(spec: HubSource, access: SourceAccess, progress) -> list[tuple[object, object]]:
+def hub_batches(spec: HubSource, access: SourceAccess, progress=None) -> Iterator[RowBatch]:
+    """The rows of `hub_rows` as batches. One config with two fields is read shard by shard,
+    batch by batch; two configs joined by sentence id are read whole (such datasets are small)."""
     files = resolved_files(spec, access, progress)
+    name = hub_label(spec)
+    if spec.source is not None and spec.target is not None:
+        yield from batches_from_rows(RawRow(name, i, s, t) for i, (s, t) in enumerate(_pairs(spec, files), start=1))
+        return
+    fields, line = [spec.source_field or "", spec.target_field or ""], 1
+    for path in files["pair"]:
+        for columns in column_batches(path, fields):
+            batch = arrow_batch(name, line, columns[fields[0]], columns[fields[1]])
+            line += len(batch)
+            yield batch
+
+
+def _pairs(spec: HubSource, files: dict[str, list[Path]]) -> list[tuple[object, object]]:
     if spec.source is not None and spec.target is not None:
         sources = _concat(files["source"], [spec.source.field], ("id",))
         targets = _concat(files["target"], [spec.target.field], ("id",))

@@ -37,14 +37,7 @@ def file_fingerprint(path: Path) -> str:
 
 
 def read_local(path: Path, source_column: str, target_column: str) -> Iterator[RawRow]:
-    if not path.exists():
-        raise UserError(f"{path}: file not found; check the path given to --train/--test/--test-ood")
-    kind = SUFFIXES.get(path.suffix.lower())
-    if kind is None:
-        raise UserError(f"{path}: unknown file type {path.suffix!r}; use .tsv, .csv, .jsonl or .parquet")
-    if path.stat().st_size == 0:
-        raise UserError(f"{path}: file is empty; it needs a header and rows with "
-                        f"{source_column!r} and {target_column!r}")
+    kind = local_kind(path, source_column, target_column)
     if kind == "parquet":
         yield from _read_parquet(path, source_column, target_column)
     elif kind == "jsonl":
@@ -53,7 +46,20 @@ def read_local(path: Path, source_column: str, target_column: str) -> Iterator[R
         yield from _read_delimited(path, "\t" if kind == "tsv" else ",", source_column, target_column)
 
 
-def _missing_columns(path: Path, found: list[str], wanted: tuple[str, str]) -> UserError:
+def local_kind(path: Path, source_column: str, target_column: str) -> str:
+    """The reader a local file needs (tsv, csv, jsonl, parquet); UserError when it has none."""
+    if not path.exists():
+        raise UserError(f"{path}: file not found; check the path given to --train/--test/--test-ood")
+    kind = SUFFIXES.get(path.suffix.lower())
+    if kind is None:
+        raise UserError(f"{path}: unknown file type {path.suffix!r}; use .tsv, .csv, .jsonl or .parquet")
+    if path.stat().st_size == 0:
+        raise UserError(f"{path}: file is empty; it needs a header and rows with "
+                        f"{source_column!r} and {target_column!r}")
+    return kind
+
+
+def missing_columns(path: Path, found: list[str], wanted: tuple[str, str]) -> UserError:
     return UserError(f"{path}: missing column(s) {[c for c in wanted if c not in found]}; found {found}. "
                      f"Rename them or map yours with source_column/target_column in the task YAML")
 
@@ -69,7 +75,7 @@ def _read_delimited(path: Path, delimiter: str, source_column: str, target_colum
         raise UserError(f"{path}: no header line; the first line must name the columns")
     header = [h.strip() for h in header]
     if source_column not in header or target_column not in header:
-        raise _missing_columns(path, header, (source_column, target_column))
+        raise missing_columns(path, header, (source_column, target_column))
     s_idx, t_idx = header.index(source_column), header.index(target_column)
     for record in reader:
         line = reader.line_num
@@ -86,7 +92,7 @@ def _read_jsonl(path: Path, source_column: str, target_column: str) -> Iterator[
             yield RawRow(path.name, number, record, None)
             continue
         if number == 1 and source_column not in record and target_column not in record:
-            raise _missing_columns(path, sorted(record), (source_column, target_column))
+            raise missing_columns(path, sorted(record), (source_column, target_column))
         yield RawRow(path.name, number, record.get(source_column), record.get(target_column))
 
 
@@ -130,7 +136,7 @@ def _read_parquet(path: Path, source_column: str, target_column: str) -> Iterato
         raise UserError(f"{path}: not a readable Parquet file ({exc.__class__.__name__}); re-export it")
     names = table.column_names
     if source_column not in names or target_column not in names:
-        raise _missing_columns(path, names, (source_column, target_column))
+        raise missing_columns(path, names, (source_column, target_column))
     sources = table.column(source_column).to_pylist()
     targets = table.column(target_column).to_pylist()
     for i, (source, target) in enumerate(zip(sources, targets), start=1):

@@ -13,7 +13,8 @@ from typing import Iterator
 from schemas.config import SourceSpec, TaskConfig
 from schemas.errors import UserError
 from stages.ingest.access import SourceAccess
-from stages.ingest.readers import RawRow, file_fingerprint, read_local
+from stages.ingest.batches import RowBatch, batches_from_rows, parquet_batches
+from stages.ingest.readers import RawRow, file_fingerprint, local_kind, read_local
 
 SPLIT_FLAGS = {"train": "--train", "test": "--test", "test_ood": "--test-ood"}
 SPLITS = tuple(SPLIT_FLAGS)
@@ -73,6 +74,18 @@ def check_source(spec: SourceSpec, split: str, access: SourceAccess, require_pin
 
         return check_opus(spec.opus, access)
     raise UserError(f"the {split} split declares no source; pass {SPLIT_FLAGS[split]} PATH")
+
+
+def source_batches(spec: SourceSpec, access: SourceAccess, progress=None) -> Iterator[RowBatch]:
+    """The rows of `source_rows` as columnar batches; Parquet files and Hub shards are read by
+    Arrow batch by batch, never as one whole column."""
+    if spec.path and local_kind(Path(spec.path), spec.source_column, spec.target_column) == "parquet":
+        return parquet_batches(Path(spec.path), spec.source_column, spec.target_column)
+    if spec.hub:
+        from stages.ingest.hub_source import hub_batches
+
+        return hub_batches(spec.hub, access, progress)
+    return batches_from_rows(source_rows(spec, access, progress))
 
 
 def source_rows(spec: SourceSpec, access: SourceAccess, progress=None) -> Iterator[RawRow]:

@@ -3,11 +3,14 @@
 Every row that cannot be used goes to the rejects table with its file, line and reason; exact
 duplicates and pool rows whose source also occurs in a test set are dropped and counted. The
 test-overlap guard is by normalised content, because real corpora repeat sentences under
-different ids.
+different ids. Sources are read as Arrow batches and only the sampled rows are ever held
+(`stages/ingest/scan.py`), so a 10M-pair corpus ingests in well under 1 GiB.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -17,13 +20,11 @@ from schemas.config import TaskConfig
 from schemas.rows import PAIR_SCHEMA, TEST_PAIR_SCHEMA
 from stages.base import Artifacts, Stage, StageStats
 from stages.ingest.access import SourceAccess
-from stages.ingest.readers import Invalid, RawRow
-from stages.ingest.sources import SPLITS, label, source_rows, split_source
-from stages.sql.literals import one_line
-from stages.text import clean_text, normalize_text, retrieval_view
-
-REJECT_SCHEMA = pa.schema([("file", pa.string()), ("line", pa.int64()), ("reason", pa.string()),
-                           ("detail", pa.string())])
+from stages.ingest.batches import RowBatch, batches_from_rows
+from stages.ingest.readers import RawRow
+from stages.ingest.scan import ITEM_SCHEMA, RejectLog, SplitScan, first_occurrences, scan_split, take_rows
+from stages.ingest.sources import SPLITS, label, source_batches, split_source
+from stages.text import normalize_text, retrieval_view
 
 
 class Ingest(Stage):
@@ -31,9 +32,10 @@ class Ingest(Stage):
     version = "6"  # 4: pairs carry db_id; SQL tasks read BIRD's fields; 5: gold SQL on one line; 6: test_labels_in_pool
 
     def __init__(self, task: TaskConfig, seed: int, overrides: dict[str, str | None],
-                 access: SourceAccess | None = None):
+                 access: SourceAccess | None = None, scratch_dir: Path | None = None):
         self.task, self.seed, self.overrides = task, seed, overrides
         self.access = access  # where remote sources come from; not part of the output's identity
+        self.scratch_dir = scratch_dir  # where the usable rows are spilled while sampling (default: the temp dir)
 
     def params(self) -> dict[str, Any]:
         return {"task": self.task.model_dump(include={"name", "kind", "train", "test", "test_ood",
@@ -42,41 +44,46 @@ class Ingest(Stage):
 
     def run(self, inputs: dict[str, Artifacts], stats: StageStats) -> Artifacts:
         self.read_counts: dict[str, dict] = {}
-        raw = self._raw_rows()
-        rejects: list[dict] = []
-        sql = self.task.kind == "sql"
-        cleaned = {split: _clean(rows, rejects, stats, sql) for split, rows in raw.items()}
-        limits = {"train": self.task.pool_size, "test": self.task.test_size, "test_ood": self.task.ood_size}
-        rng = np.random.default_rng([self.seed, 11])
-        for split in SPLITS:
-            if split in cleaned:
-                cleaned[split] = _subsample(cleaned[split], limits[split], rng)
-        view = retrieval_view(self.task.kind)
-        test_keys = {normalize_text(view(row[0])) for split in ("test", "test_ood") for row in cleaned.get(split, [])}
-        pool = [row for row in cleaned["train"] if normalize_text(view(row[0])) not in test_keys]
-        stats.drop("pool row also in a test set", len(cleaned["train"]) - len(pool))
-        stats.counters["test_overlap_removed"] = len(cleaned["train"]) - len(pool)
-        if not pool:
+        cleaned, rejects, first_reject = self._sampled_splits(stats)
+        pool = _without_test_sources(cleaned, retrieval_view(self.task.kind))
+        stats.drop("pool row also in a test set", cleaned["train"].num_rows - pool.num_rows)
+        stats.counters["test_overlap_removed"] = cleaned["train"].num_rows - pool.num_rows
+        if not pool.num_rows:
             reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(stats.dropped.items())) or "no rows"
-            first = f"; first reject: line {rejects[0]['line']} ({rejects[0]['reason']})" if rejects else ""
+            first = f"; first reject: line {first_reject[0]} ({first_reject[1]})" if first_reject else ""
             raise UserError(f"no usable training rows in {self._describe('train')} ({reasons}{first}); "
                             f"fix the file or give a training set that differs from the test sets")
-        if not cleaned.get("test"):
+        if "test" not in cleaned or not cleaned["test"].num_rows:
             raise UserError(f"no usable test rows in {self._describe('test')}; give a test file with --test PATH")
-        stats.rows_out = len(pool)
-        stats.counters.update({"pool": len(pool), "test": len(cleaned.get("test", [])),
-                               "test_ood": len(cleaned.get("test_ood", []))})
+        stats.rows_out = pool.num_rows
+        stats.counters.update({"pool": pool.num_rows, **{split: cleaned[split].num_rows if split in cleaned else 0
+                                                         for split in ("test", "test_ood")}})
         stats.counters["test_labels_in_pool"] = labels_in_pool(pool, cleaned)
         if self.read_counts:
             stats.counters["inputs"] = self.read_counts
-        tests = [(f"{split}-{i:06d}", s, t, db, "id" if split == "test" else "ood")
-                 for split in ("test", "test_ood") for i, (s, t, db) in enumerate(cleaned.get(split, []))]
-        return Artifacts(
-            pool=pa.Table.from_pylist([{"id": f"train-{i:06d}", "source": s, "target": t, "db_id": db}
-                                       for i, (s, t, db) in enumerate(pool)], schema=PAIR_SCHEMA),
-            tests=pa.Table.from_pylist([dict(zip(("id", "source", "target", "db_id", "test_set"), row))
-                                        for row in tests], schema=TEST_PAIR_SCHEMA),
-            rejects=pa.Table.from_pylist(rejects, schema=REJECT_SCHEMA))
+        return Artifacts(pool=_with_ids(pool, "train", PAIR_SCHEMA), tests=_test_table(cleaned), rejects=rejects)
+
+    def _sampled_splits(self, stats: StageStats) -> tuple[dict[str, pa.Table], pa.Table, tuple | None]:
+        """Each split's sampled rows, the rejects and the first of them. Pass 1 streams every split
+        (clean, reject, key, spill to a scratch folder); then one rng draws the sample of each split
+        in SPLITS order over its distinct rows, and only those are read back from the spill."""
+        if self.scratch_dir is not None:
+            Path(self.scratch_dir).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=".ingest-", dir=self.scratch_dir) as scratch:
+            log = RejectLog(Path(scratch) / "rejects.arrow")
+            try:
+                scans = {split: scan_split(rows, self.task.kind == "sql", Path(scratch) / f"{split}.arrow", log, stats)
+                         for split, rows in self._batches().items()}
+            finally:
+                log.close()
+            rejects = log.table()
+            for split, scan in scans.items():
+                if split in self.read_counts:
+                    self.read_counts[split]["rows_read"] = scan.rows_read
+            limits = {"train": self.task.pool_size, "test": self.task.test_size, "test_ood": self.task.ood_size}
+            rng = np.random.default_rng([self.seed, 11])
+            cleaned = {split: _sample(scans[split], limits[split], rng, stats) for split in SPLITS if split in scans}
+        return cleaned, rejects, log.first
 
     def _describe(self, split: str) -> str:
         spec = split_source(self.task, split, self.overrides.get(split))
@@ -84,14 +91,11 @@ class Ingest(Stage):
             return f"the generated {split} split"
         return self.overrides.get(split) or (label(spec) if spec else f"the {split} split")
 
-    def _raw_rows(self) -> dict[str, list[RawRow]]:
+    def _batches(self) -> dict[str, Iterator[RowBatch]]:
+        """Each split's rows as batches, read lazily (the SQL files and the generators are small
+        and go through their row readers)."""
         if self.task.kind == "synthetic" and not self.overrides.get("train"):
-            from stages.ingest.synth import generate
-
-            generated = generate(self.task.generator, self.task.pool_size, self.task.test_size,
-                                 self.task.ood_size, self.seed)
-            return {split: [RawRow(f"<generated {split}>", i + 1, s, t) for i, (s, t) in enumerate(rows)]
-                    for split, rows in generated.items()}
+            return {split: batches_from_rows(rows) for split, rows in generated_rows(self.task, self.seed).items()}
         out = {}
         for split in SPLITS:
             spec = split_source(self.task, split, self.overrides.get(split))
@@ -102,69 +106,65 @@ class Ingest(Stage):
             if self.task.kind == "sql":
                 from stages.ingest.sqlfiles import sql_rows
 
-                out[split] = list(sql_rows(spec))
+                out[split] = batches_from_rows(sql_rows(spec))
             else:
-                out[split] = list(source_rows(spec, self.access))
-            self.read_counts[split] = {"source": label(spec), "rows_read": len(out[split])}
+                out[split] = source_batches(spec, self.access)
+            self.read_counts[split] = {"source": label(spec), "rows_read": 0}
         if "train" not in out:
             raise UserError(f"task {self.task.name!r} declares no training source; pass --train PATH")
         return out
 
 
-def labels_in_pool(pool: list[tuple[str, str, str]], cleaned: dict[str, list]) -> dict[str, dict[str, int]]:
+def generated_rows(task: TaskConfig, seed: int) -> dict[str, list[RawRow]]:
+    """The splits of a synthetic task, made by its generator (small: sized by the task)."""
+    from stages.ingest.synth import generate
+
+    generated = generate(task.generator, task.pool_size, task.test_size, task.ood_size, seed)
+    return {split: [RawRow(f"<generated {split}>", i + 1, s, t) for i, (s, t) in enumerate(rows)]
+            for split, rows in generated.items()}
+
+
+def _sample(scan: SplitScan, limit: int, rng: np.random.Generator, stats: StageStats) -> pa.Table:
+    """The split's distinct rows (first occurrence kept), then a seeded sample of `limit` of them
+    that keeps file order, so the pool reads like its source; the draw depends on the number of
+    distinct rows only, never on how they were batched."""
+    positions = first_occurrences(scan.keys)
+    stats.drop("exact duplicate", len(scan.keys) - len(positions))
+    if len(positions) > limit:
+        positions = positions[np.sort(rng.choice(len(positions), size=limit, replace=False))]
+    return take_rows(scan.spill, positions)
+
+
+def _without_test_sources(cleaned: dict[str, pa.Table], view) -> pa.Table:
+    """The pool less every row whose normalised source (its retrieval view) occurs in a test set."""
+    test_keys = {normalize_text(view(source)) for split in ("test", "test_ood") if split in cleaned
+                 for source in cleaned[split].column("source").to_pylist()}
+    pool = cleaned["train"]
+    keep = [normalize_text(view(source)) not in test_keys for source in pool.column("source").to_pylist()]
+    return pool.filter(pa.array(keep, pa.bool_())) if pool.num_rows else pool
+
+
+def _with_ids(rows: pa.Table, split: str, schema: pa.Schema, extra: dict | None = None) -> pa.Table:
+    ids = pa.array([f"{split}-{i:06d}" for i in range(rows.num_rows)], pa.string())
+    columns = {"id": ids, **{name: rows.column(name) for name in ITEM_SCHEMA.names}, **(extra or {})}
+    return pa.Table.from_pydict(columns, schema=schema).combine_chunks()
+
+
+def _test_table(cleaned: dict[str, pa.Table]) -> pa.Table:
+    parts = [_with_ids(cleaned[split], split, TEST_PAIR_SCHEMA,
+                       {"test_set": pa.array(["id" if split == "test" else "ood"] * cleaned[split].num_rows,
+                                             pa.string())})
+             for split in ("test", "test_ood") if split in cleaned]
+    return pa.concat_tables(parts).combine_chunks() if parts else TEST_PAIR_SCHEMA.empty_table()
+
+
+def labels_in_pool(pool: pa.Table, cleaned: dict[str, pa.Table]) -> dict[str, dict[str, int]]:
     """Per test split: rows, and rows whose gold label is verbatim some pool target. A high share
     means the `similar` contexts can hand the answer over, so the High bin measures copying (the
     dataset card prints it)."""
-    targets = {row[1] for row in pool}
-    return {split: {"rows": len(cleaned[split]), "in_pool": sum(row[1] in targets for row in cleaned[split])}
-            for split in ("test", "test_ood") if cleaned.get(split)}
+    import pyarrow.compute as pc
 
-
-def _clean(rows: Iterable[RawRow], rejects: list[dict], stats: StageStats,
-           sql: bool = False) -> list[tuple[str, str, str]]:
-    """(source, target, db_id) of the usable rows. An SQL source was cleaned part by part when it
-    was rendered (its line break is meaningful) and an SQL query is put on one line with its
-    literals untouched (`stages.sql.literals.one_line`)."""
-    seen: set[tuple[str, str, str]] = set()
-    kept: list[tuple[str, str, str]] = []
-    for row in rows:
-        stats.rows_in += 1
-        reason, detail = _problem(row, sql)
-        if reason:
-            rejects.append({"file": row.file, "line": row.line, "reason": reason, "detail": detail})
-            stats.drop(reason)
-            continue
-        if sql:
-            item = (str(row.source), one_line(str(row.target)), str(row.db_id))
-        else:
-            item = (clean_text(str(row.source)), clean_text(str(row.target)), "")
-        if item in seen:
-            stats.drop("exact duplicate")
-            continue
-        seen.add(item)
-        kept.append(item)
-    return kept
-
-
-def _problem(row: RawRow, sql: bool = False) -> tuple[str | None, str]:
-    if isinstance(row.source, Invalid):
-        return "unparsable row", str(row.source)
-    for side, value in (("source", row.source), ("target", row.target)):
-        if value is None:
-            return f"missing {side}", ""
-        text = str(value)
-        if any("\udc80" <= ch <= "\udcff" for ch in text):
-            return "undecodable bytes", f"{side} is not valid UTF-8"
-        if not clean_text(text):
-            return f"empty {side}", ""
-    if sql and not row.db_id:
-        return "missing db_id", ""
-    return None, ""
-
-
-def _subsample(pairs: list[tuple], limit: int, rng: np.random.Generator) -> list[tuple]:
-    """A seeded sample that keeps file order, so the pool reads like its source."""
-    if len(pairs) <= limit:
-        return pairs
-    keep = np.sort(rng.choice(len(pairs), size=limit, replace=False))
-    return [pairs[i] for i in keep]
+    targets = pool.column("target").combine_chunks()
+    return {split: {"rows": cleaned[split].num_rows,
+                    "in_pool": int(pc.sum(pc.is_in(cleaned[split].column("target"), value_set=targets)).as_py() or 0)}
+            for split in ("test", "test_ood") if split in cleaned and cleaned[split].num_rows}
