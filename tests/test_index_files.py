@@ -152,7 +152,7 @@ def test_add_reads_files_as_ingest_and_reports_rejects_by_file_and_line(folder, 
     code, out, err = run_pipeline("index", "add", str(folder), str(jsonl))
     report = json.loads(out)
     assert code == 0 and report["added"] == 2, err
-    assert [(r["line"], r["reason"]) for r in report["rejected"]] == [(2, "unparsable row"), (3, "not valid Unicode")]
+    assert [(r["line"], r["reason"]) for r in report["rejected"]] == [(2, "unparsable row"), (3, "undecodable bytes")]
     index = open_index(folder)
     assert index.contains("C1 D", "k, 1") and index.contains("J1 K", "7") and index.contains("J3 K", "j3")
     code, _, err = run_pipeline("index", "add", str(folder), str(ROOT / "pyproject.toml"))

@@ -108,8 +108,8 @@ def test_upstream_failures_tell_the_client_little_and_stderr_all(index, upstream
 @pytest.mark.parametrize("path, body, message", [
     ("/v1/complete", b'{"input": "A \\ud800 B"}', "unicode"),  # lone surrogates
     ("/v1/complete", b'{"input": "A \\udcff B"}', "unicode"),
-    ("/v1/feedback", b'{"source": "A \\ud800", "target": "b"}', "unicode"),
-    ("/v1/feedback", b'{"source": "A", "target": "\\udfff"}', "unicode"),
+    ("/v1/feedback", b'{"source": "A \\ud800", "target": "b"}', "undecodable"),  # ingest's reason
+    ("/v1/feedback", b'{"source": "A", "target": "\\udfff"}', "undecodable"),
     ("/v1/complete", b"[" * 1990, "nested too deeply"),
 ])
 def test_untrusted_bodies_get_a_one_line_400(index, upstream, path, body, message):

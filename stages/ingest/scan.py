@@ -88,6 +88,25 @@ def scan_split(batches: Iterable[RowBatch], sql: bool, spill: Path, rejects: Rej
     return SplitScan(rows_read, spill, np.concatenate(keys) if keys else np.zeros((0, 2), np.uint64))
 
 
+def judge_rows(rows: list, sql: bool = False) -> tuple[pa.Table, list[dict]]:
+    """Rows judged and cleaned exactly as a build judges and cleans them, for callers outside a
+    build (the example index's appends): (usable rows as ITEM_SCHEMA, in order;
+    [{"item": position in `rows`, "reason", "detail"}] for the rejected ones)."""
+    import polars as pl
+
+    from stages.ingest.batches import batches_from_rows
+    from stages.ingest.readers import RawRow
+
+    numbered = [RawRow(row.file, item, row.source, row.target, row.db_id) for item, row in enumerate(rows)]
+    items, rejected = [], []
+    for batch in batches_from_rows(numbered):
+        table = _judge(batch, sql)
+        rejected += [{"item": line, "reason": reason, "detail": detail or ""} for line, reason, detail
+                     in table.filter(pl.col("reason").is_not_null()).select("line", "reason", "detail").iter_rows()]
+        items.append(_items(table.filter(pl.col("reason").is_null()), sql))
+    return (pa.concat_tables(items) if items else ITEM_SCHEMA.empty_table()), rejected
+
+
 def _judge(batch: RowBatch, sql: bool):
     """The batch as a polars frame with each row's reject reason (null for a usable row), in the
     order `Ingest` has always checked: unparsable, then per side missing, undecodable, empty."""
