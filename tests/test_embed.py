@@ -17,6 +17,7 @@ from schemas.config import BuildConfig, EmbedderSpec, RunOptions
 from stages.embed import onnx_int8
 from stages.embed.models import SymbolBagEmbedder, default_model_path, make_embedder, model_content_id, symbol_index
 from stages.embed.cache import CachedEmbedder, identity_folder
+from stages.embed.smoothing import smoothed_copy
 
 SENTENCES = [
     "The committee approved the budget for next year.",
@@ -54,9 +55,7 @@ def test_minilm_vectors_are_unit_rows(fast, plain):
 
 def test_fast_path_keeps_cosine_parity_with_plain_encode(fast, plain):
     cosines = (fast.embed(SENTENCES) * plain.embed(SENTENCES)).sum(axis=1)
-    # stated tolerance of the int8 encoder: >= 0.98 a sentence, >= 0.96 for the empty text
-    assert cosines[[i for i, text in enumerate(SENTENCES) if text]].min() >= 0.98, cosines
-    assert cosines.min() >= 0.96, cosines
+    assert cosines.min() >= 0.99, cosines  # the int8 encoder's stated tolerance (0.992-0.998 here)
     paraphrase, unrelated = fast.embed(["The budget was approved by the committee.", "I like green apples."])
     anchor = fast.embed([SENTENCES[0]])[0]
     assert anchor @ paraphrase > anchor @ unrelated + 0.3
@@ -112,6 +111,19 @@ def test_int8_encoder_is_written_atomically(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         embedder.embed(["a text"])
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def test_smoothing_keeps_the_fp32_function(plain):
+    import torch
+
+    model = plain.model()
+    smoothed = smoothed_copy(model, SENTENCES[:3], 0.5, onnx_int8._quantised)
+    assert sum(type(m).__name__ == "SmoothedLinear" for m in smoothed.modules()) == 6 * 5  # q k v, two dense
+    batch = model.tokenizer(SENTENCES, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        want = model[0].auto_model(**batch).last_hidden_state
+        got = smoothed(**batch).last_hidden_state
+    torch.testing.assert_close(got, want, atol=2e-4, rtol=1e-4)
 
 
 def test_exact_embeddings_option_gives_plain_fp32(plain, tmp_path):
