@@ -258,9 +258,10 @@ were timed in alternating rounds of {args.round_size} sentences on the same text
 
 What the fast path is: texts sorted by token count into batches (plain `encode` sorts by characters and
 pads about 10% more tokens), and on CPU MiniLM's encoder runs in ONNX Runtime, exported with
-`torch.onnx.export` and quantised statically by `onnxruntime.quantization` (QDQ; int8 per-channel weights,
-uint8 activations whose ranges are calibrated once on 20 fixed sentences), every Linear layer except the six
-FFN down-projections, which stay fp32 (with them in int8 the minimum cosine to fp32 drops to ~0.85). Pooling
+`torch.onnx.export`, SmoothQuant-scaled (alpha 0.5) and quantised statically by `onnxruntime.quantization`
+(QDQ; int8 per-channel weights, uint8 activations whose ranges are calibrated once on 20 fixed sentences),
+every Linear layer except the six FFN down-projections, which stay fp32 (with them in int8 the minimum cosine
+to fp32 drops to ~0.86). Pooling
 and normalisation are the model's own sentence-transformers modules. The activation ranges are fixed, so a
 vector does not depend on its batch. The CPU has AVX-512 VNNI, which ONNX Runtime's int8 kernels use.
 The decisions that count, max_sim bins and near rankings, are checked by `bench/bench_agreement.py`.
