@@ -4,7 +4,8 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
-from importlib.metadata import version
+import sys
+from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
 import pytest
@@ -81,6 +82,17 @@ def test_identity_names_the_backend_so_fp32_and_int8_never_share_a_cache(fast, p
     assert fast.identity()["runtime"] == f"onnxruntime-{version('onnxruntime')}"
     assert "runtime" not in plain.identity()
     assert CachedEmbedder(fast, tmp_path).folder != CachedEmbedder(plain, tmp_path).folder
+
+
+def test_missing_onnxruntime_is_a_user_error(monkeypatch):
+    def not_installed(name):
+        raise PackageNotFoundError(name)
+
+    monkeypatch.setattr(onnx_int8, "version", not_installed)
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if not installed
+    with pytest.raises(UserError, match="pip install onnxruntime.*--exact-embeddings"):
+        make_embedder(EmbedderSpec(), progress=False).identity()
+    assert make_embedder(EmbedderSpec(), progress=False, fast=False).identity()["precision"] == "fp32"
 
 
 def test_int8_encoder_is_cached_in_its_identity_folder_and_reused(fast, model_cache, tmp_path, monkeypatch):

@@ -21,11 +21,12 @@ import os
 import shutil
 import tempfile
 import uuid
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
 
+from schemas.errors import UserError
 from stages.embed.smoothing import smoothed_copy
 
 SCHEME = "onnx-int8-static-qdq-smoothquant-a0.5-minmax-ffn-out-fp32-v1"
@@ -58,8 +59,18 @@ _MADE: dict[str, Path] = {}  # identity folder name -> an int8 encoder this proc
 
 
 def runtime_version() -> str:
-    """Part of the identity: another onnxruntime may round the int8 kernels differently."""
-    return version("onnxruntime")
+    """Part of the identity: another onnxruntime may round the int8 kernels differently. Read from
+    the package metadata (cheap); builds such as onnxruntime-gpu carry another distribution name."""
+    try:
+        return version("onnxruntime")
+    except PackageNotFoundError:
+        pass
+    try:
+        import onnxruntime
+    except ImportError:
+        raise UserError("the CPU embedding fast path needs onnxruntime: run `pip install onnxruntime`, "
+                        "or pass --exact-embeddings for plain fp32") from None
+    return onnxruntime.__version__
 
 
 def quantized_encoder(model, folder: Path | None) -> Path:
