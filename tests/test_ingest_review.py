@@ -106,3 +106,41 @@ def test_the_cache_key_changed_with_the_lone_surrogate_rejection():
     from stages.ingest.stage import Ingest
 
     assert int(Ingest.version) >= 7
+
+
+def _corrupt_parquet(path):
+    """A Parquet file whose footer is intact (it opens) but whose middle bytes are flipped."""
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"source": [f"sentence number {i} " * 3 for i in range(20_000)],
+                             "target": [f"t{i}" for i in range(20_000)]}), path, row_group_size=5000)
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle - 2000:middle + 2000] = bytes(b ^ 0xFF for b in data[middle - 2000:middle + 2000])
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_a_parquet_file_with_a_corrupt_body_is_a_one_line_user_error(tmp_path):
+    from schemas.errors import UserError
+
+    train = _corrupt_parquet(tmp_path / "train.parquet")
+    with pytest.raises(UserError) as caught:
+        _ingest(train, tmp_path)
+    message = str(caught.value)
+    assert message.startswith(f"{train}: not a readable Parquet file (") and message.endswith("; re-export it")
+    assert "\n" not in message and caught.value.__suppress_context__
+
+
+@pytest.mark.parametrize("read", ["column_batches", "read_columns"])
+def test_a_downloaded_parquet_shard_with_a_corrupt_body_is_a_one_line_user_error(tmp_path, read):
+    from schemas.errors import UserError
+    from stages.ingest import datafiles
+
+    shard = _corrupt_parquet(tmp_path / "train-00000-of-00001.parquet")
+    with pytest.raises(UserError) as caught:
+        result = getattr(datafiles, read)(shard, ["source", "target"])
+        list(result) if read == "column_batches" else result
+    message = str(caught.value)
+    assert message.startswith(f"{shard}: not a readable Parquet file (")
+    assert message.endswith("delete it from the source cache and rerun") and "\n" not in message

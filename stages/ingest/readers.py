@@ -128,19 +128,15 @@ def _starts_with(path: Path, prefix: bytes) -> bool:
 
 
 def _read_parquet(path: Path, source_column: str, target_column: str) -> Iterator[RawRow]:
-    import pyarrow.parquet as pq
+    """Rows of a local Parquet file (the example index's appends; a build reads Parquet as Arrow
+    batches, `batches.parquet_batches`), through the same guarded reads."""
+    from stages.ingest.datafiles import local_parquet_batches
 
-    try:
-        table = pq.read_table(path)
-    except Exception as exc:  # pyarrow raises several types for broken files
-        raise UserError(f"{path}: not a readable Parquet file ({exc.__class__.__name__}); re-export it")
-    names = table.column_names
-    if source_column not in names or target_column not in names:
-        raise missing_columns(path, names, (source_column, target_column))
-    sources = table.column(source_column).to_pylist()
-    targets = table.column(target_column).to_pylist()
-    for i, (source, target) in enumerate(zip(sources, targets), start=1):
-        yield RawRow(path.name, i, source, target)
+    line = 1
+    for batch in local_parquet_batches(path, source_column, target_column, 1 << 16):
+        for source, target in zip(batch.column(source_column).to_pylist(), batch.column(target_column).to_pylist()):
+            yield RawRow(path.name, line, source, target)
+            line += 1
 
 
 class Invalid(str):
