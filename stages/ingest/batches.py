@@ -15,13 +15,10 @@ from typing import Iterable, Iterator
 import numpy as np
 import pyarrow as pa
 
-from schemas.errors import UserError
-from stages.ingest.readers import Invalid, RawRow, missing_columns
+from stages.ingest.datafiles import local_parquet_batches
+from stages.ingest.readers import Invalid, RawRow
 
 BATCH_ROWS = 1 << 16
-# read column chunks through a 1 MiB buffer instead of pre-buffering them: pre-buffered chunks
-# stay allocated until the whole file is read (100 MiB for a 600k-row file)
-STREAMING = {"pre_buffer": False, "buffer_size": 1 << 20}
 STRING_TYPES = (pa.string(), pa.large_string(), pa.string_view())
 
 
@@ -108,17 +105,7 @@ def _as_text(column: pa.Array | pa.ChunkedArray | list) -> tuple[pa.Array, np.nd
 def parquet_batches(path: Path, source_column: str, target_column: str,
                     size: int | None = None) -> Iterator[RowBatch]:
     """A local Parquet file, `size` rows at a time (row numbers from 1, as `RawRow.line`)."""
-    import pyarrow.parquet as pq
-
-    size = size or BATCH_ROWS
-    try:
-        handle = pq.ParquetFile(path, **STREAMING)
-    except Exception as exc:  # pyarrow raises several types for broken files
-        raise UserError(f"{path}: not a readable Parquet file ({exc.__class__.__name__}); re-export it")
-    names = handle.schema_arrow.names
-    if source_column not in names or target_column not in names:
-        raise missing_columns(path, names, (source_column, target_column))
     line = 1
-    for batch in handle.iter_batches(batch_size=size, columns=[source_column, target_column]):
+    for batch in local_parquet_batches(path, source_column, target_column, size or BATCH_ROWS):
         yield arrow_batch(path.name, line, batch.column(source_column), batch.column(target_column))
         line += batch.num_rows

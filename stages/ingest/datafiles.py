@@ -13,6 +13,12 @@ import pyarrow as pa
 
 from schemas.errors import UserError
 
+# read column chunks through a 1 MiB buffer instead of pre-buffering them: pre-buffered chunks
+# stay allocated until the whole file is read (100 MiB for a 600k-row file)
+STREAMING = {"pre_buffer": False, "buffer_size": 1 << 20}
+LOCAL_REMEDY = "re-export it"
+CACHED_REMEDY = "delete it from the source cache and rerun"
+
 
 def read_columns(path: Path, fields: list[str], optional: tuple[str, ...] = ()) -> dict[str, list]:
     """Dotted fields (`translation.en`) of one Parquet or JSON Lines data file; an `optional`
@@ -23,10 +29,10 @@ def read_columns(path: Path, fields: list[str], optional: tuple[str, ...] = ()) 
 
 
 def _read_parquet_columns(path: Path, fields: list[str], optional: tuple[str, ...]) -> dict[str, list]:
-    handle, present = _open_parquet(path, fields, optional)
-    table = handle.read(columns=sorted({f.split(".")[0] for f in present}))
-    out = {f: [None] * table.num_rows for f in optional}
-    out.update({field: column.to_pylist() for field, column in _fields_of(path, table, present).items()})
+    out: dict[str, list] = {field: [] for field in (*fields, *optional)}
+    for rows, columns in _parquet_field_batches(path, fields, optional, 1 << 16):
+        for field in out:
+            out[field].extend(columns[field].to_pylist() if field in columns else [None] * rows)
     return out
 
 
@@ -39,28 +45,72 @@ def column_batches(path: Path, fields: list[str], size: int | None = None) -> It
     if path.suffix == ".jsonl":
         yield from _jsonl_column_batches(path, fields, size)
         return
-    handle, present = _open_parquet(path, fields, ())
-    for batch in handle.iter_batches(batch_size=size, columns=sorted({f.split(".")[0] for f in present})):
-        yield _fields_of(path, pa.Table.from_batches([batch]), present)
+    for _, columns in _parquet_field_batches(path, fields, (), size):
+        yield columns
+
+
+def _parquet_field_batches(path: Path, fields: list[str], optional: tuple[str, ...],
+                           size: int) -> Iterator[tuple[int, dict[str, "pa.ChunkedArray"]]]:
+    """(rows, the fields the file holds) of a downloaded Parquet file, `size` rows at a time."""
+    handle, present = _open_parquet(path, fields, optional)
+    columns = sorted({f.split(".")[0] for f in present})
+    for batch in parquet_record_batches(path, handle, columns, size, CACHED_REMEDY):
+        yield batch.num_rows, _fields_of(path, pa.Table.from_batches([batch]), present)
 
 
 def _open_parquet(path: Path, fields: list[str], optional: tuple[str, ...]):
     """The file's reader and the fields it holds; UserError for a broken file or a missing field."""
-    import pyarrow.parquet as pq
-
-    from stages.ingest.batches import STREAMING
-
-    try:
-        handle = pq.ParquetFile(path, **STREAMING)
-    except Exception as exc:  # pyarrow raises several types for broken files
-        raise UserError(f"{path.name}: not a readable Parquet file ({exc.__class__.__name__}); delete it from "
-                        f"the source cache ({path.parent}) and rerun") from None
+    handle = open_parquet(path, CACHED_REMEDY)
     names = handle.schema_arrow.names
     missing = [f for f in fields if f.split(".")[0] not in names]
     if missing:
         raise UserError(f"{path.name}: no column {missing[0].split('.')[0]!r}; its columns: {names}; "
                         "fix source_field/target_field in the task YAML")
     return handle, [f for f in (*fields, *optional) if f.split(".")[0] in names]
+
+
+def open_parquet(path: Path, remedy: str):
+    """A Parquet file opened for streaming reads; UserError naming the file and `remedy` (what to
+    do about it) when it is not Parquet."""
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.ParquetFile(path, **STREAMING)
+    except Exception as exc:  # pyarrow raises several types for broken files
+        raise _unreadable(path, exc, remedy) from None
+
+
+def parquet_record_batches(path: Path, handle, columns: list[str], size: int,
+                           remedy: str) -> Iterator["pa.RecordBatch"]:
+    """`columns` of the open Parquet file `path`, `size` rows at a time; a body that cannot be
+    read (a corrupt page, a truncated file) is a UserError naming the file, not a traceback."""
+    batches = handle.iter_batches(batch_size=size, columns=columns)
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except (OSError, pa.ArrowException) as exc:
+            raise _unreadable(path, exc, remedy) from None
+        yield batch
+
+
+def local_parquet_batches(path: Path, source_column: str, target_column: str,
+                          size: int) -> Iterator["pa.RecordBatch"]:
+    """The two columns of a local Parquet file (--train/--test or an index append), `size` rows
+    at a time; UserError for a broken file or a missing column."""
+    from stages.ingest.readers import missing_columns
+
+    handle = open_parquet(path, LOCAL_REMEDY)
+    names = handle.schema_arrow.names
+    if source_column not in names or target_column not in names:
+        raise missing_columns(path, names, (source_column, target_column))
+    yield from parquet_record_batches(path, handle, [source_column, target_column], size, LOCAL_REMEDY)
+
+
+def _unreadable(path: Path, exc: Exception, remedy: str) -> UserError:
+    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return UserError(f"{path}: not a readable Parquet file ({exc.__class__.__name__}: {first_line}); {remedy}")
 
 
 def _fields_of(path: Path, table: "pa.Table", fields: list[str]) -> dict[str, "pa.ChunkedArray"]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,11 +64,21 @@ def missing_columns(path: Path, found: list[str], wanted: tuple[str, str]) -> Us
 
 
 def _read_delimited(path: Path, delimiter: str, source_column: str, target_column: str) -> Iterator[RawRow]:
-    text = path.read_bytes().decode("utf-8", errors="surrogateescape")
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter,
-                        quoting=csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE)
+    """Rows of a TSV/CSV file, read line by line (never the whole file at once); bytes that are
+    not UTF-8 become lone surrogates, which ingest rejects as undecodable."""
+    with open(path, newline="", encoding="utf-8", errors="surrogateescape") as handle:
+        yield from _delimited_rows(path, _without_bom(handle), delimiter, source_column, target_column)
+
+
+def _without_bom(lines: Iterator[str]) -> Iterator[str]:
+    """The lines, with a byte-order mark dropped from the first."""
+    for number, line in enumerate(lines):
+        yield line[1:] if number == 0 and line.startswith("\ufeff") else line
+
+
+def _delimited_rows(path: Path, lines: Iterator[str], delimiter: str, source_column: str,
+                    target_column: str) -> Iterator[RawRow]:
+    reader = csv.reader(lines, delimiter=delimiter, quoting=csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE)
     header = next(reader, None)
     if not header:
         raise UserError(f"{path}: no header line; the first line must name the columns")
@@ -97,9 +106,11 @@ def _read_jsonl(path: Path, source_column: str, target_column: str) -> Iterator[
 
 
 def read_records(path: Path) -> Iterator[tuple[int, dict | Invalid]]:
-    """(line number, record) of a JSON Lines file, or (item number, record) of a file holding one
-    JSON array (BIRD ships `train.json`/`dev.json` that way); a line or item that is not a JSON
-    object comes back as `Invalid`."""
+    """(line number, record) of a JSON Lines file, read line by line, or (item number, record) of
+    a file holding one JSON array (BIRD ships `train.json`/`dev.json` that way); a line or item
+    that is not a JSON object comes back as `Invalid`. A JSON array is parsed whole: such files
+    are small by nature (BIRD's train.json is about 9k questions), and the standard library has
+    no streaming JSON parser."""
     if path.suffix.lower() == ".json" and _starts_with(path, b"["):
         try:
             items = json.loads(path.read_bytes().decode("utf-8", errors="surrogateescape"))
@@ -128,19 +139,15 @@ def _starts_with(path: Path, prefix: bytes) -> bool:
 
 
 def _read_parquet(path: Path, source_column: str, target_column: str) -> Iterator[RawRow]:
-    import pyarrow.parquet as pq
+    """Rows of a local Parquet file (the example index's appends; a build reads Parquet as Arrow
+    batches, `batches.parquet_batches`), through the same guarded reads."""
+    from stages.ingest.datafiles import local_parquet_batches
 
-    try:
-        table = pq.read_table(path)
-    except Exception as exc:  # pyarrow raises several types for broken files
-        raise UserError(f"{path}: not a readable Parquet file ({exc.__class__.__name__}); re-export it")
-    names = table.column_names
-    if source_column not in names or target_column not in names:
-        raise missing_columns(path, names, (source_column, target_column))
-    sources = table.column(source_column).to_pylist()
-    targets = table.column(target_column).to_pylist()
-    for i, (source, target) in enumerate(zip(sources, targets), start=1):
-        yield RawRow(path.name, i, source, target)
+    line = 1
+    for batch in local_parquet_batches(path, source_column, target_column, 1 << 16):
+        for source, target in zip(batch.column(source_column).to_pylist(), batch.column(target_column).to_pylist()):
+            yield RawRow(path.name, line, source, target)
+            line += 1
 
 
 class Invalid(str):

@@ -8,7 +8,6 @@ different ids. Sources are read as Arrow batches and only the sampled rows are e
 """
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -23,13 +22,17 @@ from stages.ingest.access import SourceAccess
 from stages.ingest.batches import RowBatch, batches_from_rows
 from stages.ingest.readers import RawRow
 from stages.ingest.scan import ITEM_SCHEMA, RejectLog, SplitScan, first_occurrences, scan_split, take_rows
+from stages.ingest.scratch import scratch_folder
 from stages.ingest.sources import SPLITS, label, source_batches, split_source
 from stages.text import normalize_text, retrieval_view
 
 
 class Ingest(Stage):
     name = "ingest"
-    version = "6"  # 4: pairs carry db_id; SQL tasks read BIRD's fields; 5: gold SQL on one line; 6: test_labels_in_pool
+    # 4: pairs carry db_id; SQL tasks read BIRD's fields; 5: gold SQL on one line; 6: test_labels_in_pool;
+    # 7: a lone surrogate (a JSON "\ud800" escape) is rejected as undecodable bytes, where version 6
+    # finished on such inputs with other output; rejects are saved in batches of 65,536 rows
+    version = "7"
 
     def __init__(self, task: TaskConfig, seed: int, overrides: dict[str, str | None],
                  access: SourceAccess | None = None, scratch_dir: Path | None = None):
@@ -67,12 +70,10 @@ class Ingest(Stage):
         """Each split's sampled rows, the rejects and the first of them. Pass 1 streams every split
         (clean, reject, key, spill to a scratch folder); then one rng draws the sample of each split
         in SPLITS order over its distinct rows, and only those are read back from the spill."""
-        if self.scratch_dir is not None:
-            Path(self.scratch_dir).mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix=".ingest-", dir=self.scratch_dir) as scratch:
-            log = RejectLog(Path(scratch) / "rejects.arrow")
+        with scratch_folder(self.scratch_dir) as scratch:
+            log = RejectLog(scratch / "rejects.arrow")
             try:
-                scans = {split: scan_split(rows, self.task.kind == "sql", Path(scratch) / f"{split}.arrow", log, stats)
+                scans = {split: scan_split(rows, self.task.kind == "sql", scratch / f"{split}.arrow", log, stats)
                          for split, rows in self._batches().items()}
             finally:
                 log.close()
