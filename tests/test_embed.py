@@ -32,7 +32,7 @@ SENTENCES = [
 
 @pytest.fixture(scope="module")
 def model_cache(tmp_path_factory):
-    """One embedding cache for the module: the int8 encoder is exported once (about 15 s)."""
+    """One embedding cache for the module: the int8 encoder is exported once (about 10 s)."""
     return tmp_path_factory.mktemp("embeddings")
 
 
