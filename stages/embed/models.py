@@ -4,7 +4,7 @@ Identity: `identity()` lists every value that decides the vectors and nothing el
 caches and stage fingerprints. It is computed without loading the model (a fully cached rebuild
 never loads one): the model is named by a sha256 over its folder's files (relative names and
 bytes, README excluded), never by its absolute install path, and the fast path is named by its
-precision and batching scheme.
+precision and batching scheme, and the int8 path by its runtime (package versions, CPU int8 instruction set).
 
 Fast path (`fast=True`): texts are sorted by token count and cut into batches, so a batch pads
 to almost nothing (`encode` sorts by characters, which pads about 10% more tokens). On CPU the
