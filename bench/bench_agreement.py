@@ -26,7 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline.store import SPLIT_FOLDERS, load_split  # noqa: E402
-from schemas.config import EmbedderSpec  # noqa: E402
+from schemas.config import BuildConfig, EmbedderSpec  # noqa: E402
 from stages.embed.models import make_embedder  # noqa: E402
 from stages.retrieve.bm25 import BM25Index  # noqa: E402
 from stages.retrieve.stage import retrieval_tokenizer, same_source_exclusions, source_groups  # noqa: E402
@@ -46,11 +46,13 @@ def sampled_rows(version: Path, per_table: int, rng: np.random.Generator) -> lis
     return rows
 
 
-def near_candidates(pool: list[str], m: int, count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """(sampled pool rows, their top-m BM25 candidates), with the build's leakage guard."""
-    tokenize = retrieval_tokenizer("words")
+def near_candidates(pool: list[str], task, m: int, count: int,
+                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(sampled pool rows, their top-m BM25 candidates), with the build's leakage guard; tokenised
+    and grouped as the build's task (its validated config.task) says."""
+    tokenize = retrieval_tokenizer(task.retrieval_tokens, task.kind)
     tokens = tokenize(pool)
-    groups, _ = source_groups(pool)
+    groups, _ = source_groups(pool, task.kind)
     shared = same_source_exclusions(groups)
     queries = np.sort(rng.choice(len(pool), size=min(count, len(pool)), replace=False))
     exclude = [shared.get(int(groups[q]), {int(q)}) for q in queries]
@@ -122,7 +124,8 @@ def main(argv: list[str] | None = None) -> None:
     rng = np.random.default_rng(args.seed)
     rows = sampled_rows(args.version, args.rows, rng)
     pool = load_split(args.version / SPLIT_FOLDERS["train_zero"])["source"]
-    queries, candidates = near_candidates(pool, manifest["config"]["m"], args.queries, rng)
+    queries, candidates = near_candidates(pool, BuildConfig.model_validate(manifest["config"]).task, manifest["config"]["m"],
+                                         args.queries, rng)
     needed = {t for r in rows for t in (r["query"], *r["examples"])}
     needed |= {pool[q] for q in queries} | {pool[c] for c in candidates[candidates >= 0]}
     load_before = os.getloadavg()

@@ -216,6 +216,11 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def _runtime_text(runtime) -> str:
+    """The identity's runtime (package versions and CPU instruction set) as `name version, ...`."""
+    return ", ".join(f"{k} {v}" for k, v in runtime.items()) if isinstance(runtime, dict) else str(runtime)
+
+
 def render(r: dict, args, command: str) -> str:
     (before, after), cache, rounds, single = r["load"], r["cache"], r["rounds"], r["single"]
     plain_on = ("all sentences" if r["sample"] == r["n"] else
@@ -253,7 +258,7 @@ were timed in alternating rounds of {args.round_size} sentences on the same text
   under a second).
 - Cache: writing {r['n']:,} vectors {cache['write_s']:.2f} s; a new `CachedEmbedder` over the same folder serves
   all {r['n']:,} from disk in {cache['warm_s']:.2f} s ({r['n'] / cache['warm_s']:,.0f} texts/s), zero calls to the model.
-- Fast path identity: precision `{r['identity']['precision']}`, runtime `{r['identity'].get('runtime')}`,
+- Fast path identity: precision `{r['identity']['precision']}`, runtime `{_runtime_text(r['identity'].get('runtime'))}`,
   batching `{r['identity']['batching']}`.
 
 What the fast path is: texts sorted by token count into batches (plain `encode` sorts by characters and

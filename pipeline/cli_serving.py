@@ -23,7 +23,7 @@ def _index_parsers(sub) -> None:
     create.add_argument("--cache-dir", help="the build's stage cache (default OUT/.cache of the version folder's OUT)")
     add = isub.add_parser("add", help="append labelled pairs, cleaned as the build cleans its pool")
     add.add_argument("index", help="an index folder")
-    _add_threads(add)
+    _add_embedder_options(add)
     add.add_argument("file", help="pairs in a .jsonl, .tsv, .csv or .parquet file with source and target columns "
                                   "(read as build reads --train)")
     compact = isub.add_parser("compact", help="write a copy of an index with its append log folded in")
@@ -33,7 +33,7 @@ def _index_parsers(sub) -> None:
     query.add_argument("index", help="an index folder")
     query.add_argument("text", help="the input")
     _add_context_choice(query)
-    _add_threads(query)
+    _add_embedder_options(query)
     query.add_argument("--prompt-only", action="store_true", help="print just the prompt")
 
 
@@ -44,7 +44,9 @@ def _add_context_choice(p: argparse.ArgumentParser) -> None:
                         "as the eval set's contexts (default %(default)s)")
 
 
-def _add_threads(p: argparse.ArgumentParser) -> None:
+def _add_embedder_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cache-dir", help="where a model embedder keeps the int8 encoder it exports once "
+                   "(default: the index folder)")
     p.add_argument("--threads", type=COUNT, default=1, help="torch CPU threads of a model embedder, >= 1; one "
                    "each is fastest for short inputs embedded side by side (default %(default)s)")
 
@@ -62,7 +64,7 @@ def _serve_parser(sub) -> None:
                                      "check; it shows in the process list, see --api-key-file (default: no key)")
     p.add_argument("--api-key-file", help="read the API key from this file's first line instead (default: none)")
     _add_context_choice(p)
-    _add_threads(p)
+    _add_embedder_options(p)
     p.add_argument("--max-tokens", type=COUNT, default=256, help="completion length cap sent upstream, >= 1 "
                                                                   "(default %(default)s)")
     p.add_argument("--timeout", type=number(float, 0.0, low_open=True), default=60.0,

@@ -68,8 +68,10 @@ def create_index(version_dir: Path, out: Path, cache_dir: Path | None = None) ->
     return write_index(Path(out), meta, rows)
 
 
-def index_embedder(meta: IndexMeta, threads: int = 1):
-    """The build's embedder, refusing one whose identity differs from the index's. A model
+def index_embedder(meta: IndexMeta, cache_root: Path, threads: int = 1):
+    """The build's embedder, refusing one whose identity differs from the index's. `cache_root`
+    holds the int8 encoder the CPU fast path exports once (in `embeddings/`, as a build's cache
+    does): never the current folder, which may be a repository or read-only. A model
     embedder runs on `threads` torch threads: a server embeds one short input per request, on
     several requests at once, where one thread each is fastest (on a loaded 2-core machine one
     MiniLM query took ~50 ms on 1 thread and ~500 ms on 2: bench/RESULTS.md, Serving)."""
@@ -78,16 +80,35 @@ def index_embedder(meta: IndexMeta, threads: int = 1):
 
         torch.set_num_threads(threads)
     config = BuildConfig(task=meta.task, seed=meta.seed)
-    parts = Components(config, RunOptions(exact_embeddings=meta.exact_embeddings, progress=False), Path("."))
+    parts = Components(config, RunOptions(exact_embeddings=meta.exact_embeddings, progress=False), Path(cache_root))
     if parts.embedder_identity != meta.embedder:
-        raise UserError("this machine's embedder differs from the one the index was made with (model files or "
-                        "precision); install the same embedder model or recreate the index here")
+        raise UserError(f"this machine's embedder differs from the one the index was made with "
+                        f"({identity_difference(meta.embedder, parts.embedder_identity)}); install the same "
+                        "embedder model and runtime, or recreate the index here")
     embedder = parts.plain_embedder()
     return lambda texts: np.asarray(embedder.embed(texts), dtype=np.float32)
 
 
-def open_index(folder: Path, writable: bool = False, threads: int = 1) -> ExampleIndex:
-    return ExampleIndex.open(Path(folder), index_embedder(read_meta(Path(folder)), threads), writable=writable)
+def identity_difference(made: dict, here: dict) -> str:
+    """Which identity values differ, runtime packages and CPU instruction set named one by one
+    (e.g. `runtime onnxruntime: 1.19.0 there, 1.20.1 here`), so a version skew reads as one."""
+    made, here = _flat(made), _flat(here)
+    keys = [key for key in dict.fromkeys([*made, *here]) if made.get(key) != here.get(key)]
+    return "; ".join(f"{key}: {made.get(key)} there, {here.get(key)} here" for key in keys)
+
+
+def _flat(identity: dict) -> dict:
+    runtime = identity.get("runtime")
+    if not isinstance(runtime, dict):
+        return dict(identity)
+    return {**{k: v for k, v in identity.items() if k != "runtime"}, **{f"runtime {k}": v for k, v in runtime.items()}}
+
+
+def open_index(folder: Path, writable: bool = False, threads: int = 1, cache_dir: Path | None = None) -> ExampleIndex:
+    """`cache_dir`: where the embedder keeps its exported model (default: the index folder itself)."""
+    folder = Path(folder)
+    embed = index_embedder(read_meta(folder), Path(cache_dir) if cache_dir else folder, threads)
+    return ExampleIndex.open(folder, embed, writable=writable)
 
 
 def add_file(index: ExampleIndex, path: Path) -> dict[str, Any]:
@@ -106,7 +127,7 @@ def cmd_index(args) -> int:
         print(create_index(Path(args.version_dir), Path(args.out), args.cache_dir))
         return 0
     if args.index_command == "add":
-        index = open_index(Path(args.index), writable=True, threads=args.threads)
+        index = open_index(Path(args.index), writable=True, threads=args.threads, cache_dir=args.cache_dir)
         try:
             report = add_file(index, Path(args.file))
         finally:
@@ -116,6 +137,6 @@ def cmd_index(args) -> int:
     if args.index_command == "compact":
         print(open_index(Path(args.index)).write_compacted(Path(args.out)))
         return 0
-    result = open_index(Path(args.index), threads=args.threads).query(args.text, args.k, args.policy)
+    result = open_index(Path(args.index), threads=args.threads, cache_dir=args.cache_dir).query(args.text, args.k, args.policy)
     print(result["prompt"] if args.prompt_only else json.dumps(result, ensure_ascii=False, indent=2))
     return 0

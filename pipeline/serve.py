@@ -268,7 +268,7 @@ def cmd_serve(args) -> int:
                              max_body=args.max_body)
     if not settings.upstream.startswith(("http://", "https://")):
         raise UserError(f"--upstream {settings.upstream!r}: give an http:// or https:// URL")
-    index = open_index(Path(args.index), writable=True, threads=args.threads)
+    index = open_index(Path(args.index), writable=True, threads=args.threads, cache_dir=args.cache_dir)
     try:
         asyncio.run(run_app(make_app(index, settings), args.host, args.port, f"serving {len(index)} examples"))
     finally:

@@ -188,11 +188,14 @@ def torch_threads_kept():
     torch.set_num_threads(before)
 
 
-def test_an_mt_index_uses_the_builds_minilm_and_matches_its_eval_rows(tmp_path, torch_threads_kept):
+def test_an_mt_index_uses_the_builds_minilm_and_matches_its_eval_rows(tmp_path, torch_threads_kept, monkeypatch):
     from tests.conftest import build_local_mt
 
     version = build_local_mt(tmp_path / "mt")
     folder = create_index(version, tmp_path / "idx")
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)  # the exported int8 encoder goes into the index folder, never the current one
     index = open_index(folder, writable=True)
     assert index.meta.embedder["kind"] == "sentence-transformers"
     for row in [r for r in load_split(version / "eval") if r["eval_context"] == "topk"][:4]:
@@ -205,6 +208,7 @@ def test_an_mt_index_uses_the_builds_minilm_and_matches_its_eval_rows(tmp_path, 
     got = index.query("Tomorrow the river visits the doctor again.", k=2)
     assert got["examples"][0]["target"] == "कल नदी डॉक्टर" or got["examples"][1]["target"] == "कल नदी डॉक्टर"
     index.close()
+    assert list(cwd.iterdir()) == [] and list((folder / "embeddings").rglob("*.onnx"))
 
 
 @pytest.mark.parametrize("seed", range(4))

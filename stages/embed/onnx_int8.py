@@ -12,21 +12,28 @@ generated sentences (pairwise cosines, against fp32): smoothing halves the mean 
 another 0.03 (vector parity min 0.86 with them, 0.995 without). Pooling and normalisation run in
 the model's own sentence-transformers modules on the encoder output.
 
+The calibration texts are short (at most ~40 word pieces), yet parity holds to MiniLM's 256 cut:
+bench/bench_embed_lengths.py measures min cosine with fp32 0.9968 (short), 0.9973 (100-160 word
+pieces) and 0.9976 (cut at 256); adding paragraphs past the cut to the calibration changed these by
+under 0.001 (0.9965, 0.9967, 0.9975), so the set stays as it is (bench/RESULTS.md).
+
 The quantised model is written once per model identity into the embedding cache folder (temp file,
-then rename), so later builds load it in about a second.
+fsync, rename, sha256 beside it: `stages.embed.onnx_store`), so later builds load it in about a second.
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import shutil
 import tempfile
 import uuid
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
 
 from schemas.errors import UserError
+from stages.embed import onnx_store
 from stages.embed.smoothing import smoothed_copy
 
 SCHEME = "onnx-int8-static-qdq-smoothquant-a0.5-minmax-ffn-out-fp32-v1"
@@ -58,49 +65,66 @@ INPUTS = ("input_ids", "attention_mask")
 _MADE: dict[str, Path] = {}  # identity folder name -> an int8 encoder this process made or found
 
 
-def runtime_version() -> str:
-    """Part of the identity: another onnxruntime may round the int8 kernels differently. Read from
-    the package metadata (cheap); builds such as onnxruntime-gpu carry another distribution name."""
-    try:
-        return version("onnxruntime")
-    except PackageNotFoundError:
-        pass
-    try:
-        import onnxruntime
-    except ImportError:
-        raise UserError("the CPU embedding fast path needs onnxruntime: run `pip install onnxruntime`, "
-                        "or pass --exact-embeddings for plain fp32") from None
-    return onnxruntime.__version__
+def runtime_version() -> dict[str, str]:
+    """Part of the identity: the package versions and the CPU's int8 instruction set
+    (`stages.embed.onnx_store.runtime_identity`)."""
+    return onnx_store.runtime_identity()
 
 
 def quantized_encoder(model, folder: Path | None) -> Path:
     """The cached int8 encoder in `folder` (an identity folder of the embedding cache), made first
-    if absent; `folder=None` makes it in a temp folder that the caller owns (no cache). A process
-    that made one already copies it into a new cache folder instead of exporting again."""
+    if absent or damaged (its sha256 differs); `folder=None` makes it in a temp folder that the
+    caller owns (no cache). A process that made one already copies it into a new cache folder
+    instead of exporting again."""
     key = Path(folder).name if folder is not None else None
     folder = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="ictrain-onnx-"))
     target = folder / MODEL_FILE
-    if not target.is_file():
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}-{MODEL_FILE}"
+    if not onnx_store.intact(target):
         try:
-            _make(model, tmp, _MADE.get(key))
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
+            folder.mkdir(parents=True, exist_ok=True)
+            _write(model, target, _MADE.get(key))
+        except OSError as error:
+            raise UserError(f"cannot write the int8 encoder into {folder} ({error.strerror or error}); pass a "
+                            "writable --cache-dir, or --exact-embeddings for plain fp32") from None
     if key is not None:
         _MADE[key] = target
     return target
 
 
+def forget(folder: Path) -> None:
+    """This process no longer copies the encoder of `folder`'s identity (it failed to load)."""
+    _MADE.pop(Path(folder).name, None)
+
+
+def _write(model, target: Path, earlier: Path | None) -> None:
+    tmp = target.with_name(f".tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}-{MODEL_FILE}")
+    try:
+        _make(model, tmp, earlier)
+        onnx_store.publish(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def _make(model, out: Path, earlier: Path | None) -> None:
-    if earlier is not None and earlier.is_file():
+    if earlier is not None and onnx_store.intact(earlier):
         shutil.copyfile(earlier, out)
         return
     with tempfile.TemporaryDirectory(prefix="ictrain-export-") as scratch:
         fp32 = Path(scratch) / "encoder-fp32.onnx"
-        export_encoder(smoothed_copy(model, CALIBRATION, ALPHA, _quantised), fp32)
+        try:
+            export_encoder(smoothed_copy(model, CALIBRATION, ALPHA, _quantised), fp32)
+        except (UserError, OSError):
+            raise
+        except Exception as error:  # any model the exporter cannot trace: say which and what to do
+            first = (str(error).strip().splitlines() or [""])[0][:200]
+            raise UserError(f"embedder model {_model_name(model)}: the ONNX export for the int8 fast path failed "
+                            f"({type(error).__name__}: {first}); pass --exact-embeddings for plain fp32") from None
         quantize(model, fp32, out)
+
+
+def _model_name(model) -> str:
+    config = getattr(model[0].auto_model, "config", None)
+    return repr(getattr(config, "_name_or_path", None) or type(model[0].auto_model).__name__)
 
 
 def export_encoder(encoder, path: Path) -> None:
@@ -121,29 +145,61 @@ def export_encoder(encoder, path: Path) -> None:
     axes = {"batch": 0, "tokens": 1}
     dynamic = {name: {index: axis for axis, index in axes.items()} for name in (*INPUTS, "token_embeddings")}
     with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # the tracer's notes on Python booleans it folds (no mask-less branch)
+        # the tracer's notes on Python booleans it folds (no mask-less branch); other warnings still show
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        # its note that negative gather indices would export wrongly: BERT's position ids are never negative
+        warnings.filterwarnings("ignore", message="Exporting aten::index operator", category=UserWarning)
+        # the TorchScript exporter is chosen on purpose (dynamo=False): its deprecation notes, not ours to fix
+        warnings.filterwarnings("ignore", message="You are using the legacy TorchScript", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx")
         torch.onnx.export(Encoder(encoder).eval(), (sample, sample), str(path), input_names=list(INPUTS),
                           output_names=["token_embeddings"], dynamic_axes=dynamic, opset_version=_OPSET, dynamo=False)
 
 
 def quantize(model, fp32: Path, out: Path) -> None:
-    import logging
-
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     graph = onnx.load(str(fp32), load_external_data=False).graph
     weights = {init.name for init in graph.initializer}
-    linear = [node.name for node in graph.node
-              if node.op_type == "MatMul" and node.input[1] in weights and not _is_ffn_down(node.name)]
-    quiet = logging.getLogger().level
-    logging.getLogger().setLevel(logging.ERROR)  # its "consider pre-processing" advice, once per run
-    try:
+    matmuls = [node.name for node in graph.node if node.op_type == "MatMul" and node.input[1] in weights]
+    _check_kept_fp32([name for name in matmuls if _is_ffn_down(name)], _layers(model), model)
+    linear = [name for name in matmuls if not _is_ffn_down(name)]
+    with _quiet_onnxruntime_advice():
         quantize_static(str(fp32), str(out), _Calibration(model), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"],
                         nodes_to_quantize=linear, calibrate_method=CalibrationMethod.MinMax)
+
+
+def _layers(model) -> int:
+    return int(model[0].auto_model.config.num_hidden_layers)
+
+
+def _check_kept_fp32(kept: list[str], layers: int, model) -> None:
+    """Exactly one FFN down-projection per layer stays fp32: the exclusion goes by ONNX node name,
+    and an exporter that names nodes otherwise would silently quantise them all."""
+    found = sorted(int(m.group(1)) for m in map(re.compile(r"layer\.(\d+)/").search, kept) if m)
+    if found != list(range(layers)) or len(kept) != layers:
+        raise UserError(f"embedder model {_model_name(model)}: the ONNX export names its FFN down-projections "
+                        f"otherwise than expected ({len(kept)} found for {layers} layers, pattern {_FFN_OUT!r}); "
+                        "pass --exact-embeddings for plain fp32")
+
+
+@contextlib.contextmanager
+def _quiet_onnxruntime_advice():
+    """Drop onnxruntime.quantization's below-error log records (its "consider pre-processing" advice)
+    while quantising; the root logger's level and every other logger's records stay as they are."""
+    import logging
+
+    def keep(record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR or "onnxruntime" not in record.pathname
+
+    root = logging.getLogger()
+    root.addFilter(keep)
+    try:
+        yield
     finally:
-        logging.getLogger().setLevel(quiet)
+        root.removeFilter(keep)
 
 
 def _is_ffn_down(node: str) -> bool:
