@@ -31,7 +31,7 @@ def clean_column(values: "pa.Array") -> "pa.Array":
     text = pl.Series(values.cast(pa.large_string()))
     redo = np.flatnonzero(text.str.contains(maybe_not_nfc).fill_null(False).to_numpy())
     if len(redo):
-        text = text.scatter(redo, pl.Series(nfc_by_word(text.gather(redo).to_list()), dtype=pl.String))
+        text = text.scatter(redo, nfc_by_word(text.gather(redo), maybe_not_nfc))
     dirty = np.flatnonzero(text.str.contains(unclean).fill_null(False).to_numpy())
     if len(dirty):
         fixed = text.gather(dirty).str.replace_all(control, "").str.replace_all(space + "+", " ").str.strip_chars(" ")
@@ -39,23 +39,21 @@ def clean_column(values: "pa.Array") -> "pa.Array":
     return text.to_arrow().cast(pa.large_string())
 
 
-class _NFCWords(dict):
-    """Word -> its NFC, each word normalised the first time it is looked up."""
+def nfc_by_word(values: "pl.Series", maybe_not_nfc: str) -> "pl.Series":
+    """`unicodedata.normalize("NFC", v)` of each (non-null) value, computed once per distinct
+    space-separated word that the quick check (`maybe_not_nfc`) cannot prove NFC: the values of a
+    corpus repeat each other's words (a 1M-row Hindi corpus spent 9.5 s in per-value NFC, most of
+    ingest's time). Exact, because NFC never acts across U+0020: it is a starter (combining class
+    0) that decomposes to itself and is in no canonical composition pair, so canonical reordering
+    stops at it and no character composes across it (tests/test_ingest_clean_column.py checks this
+    against the running Unicode database). Splitting, mapping and joining stay in polars."""
+    import polars as pl
 
-    def __missing__(self, word: str) -> str:
-        self[word] = nfc = unicodedata.normalize("NFC", word)
-        return nfc
-
-
-def nfc_by_word(values: list[str]) -> list[str]:
-    """`unicodedata.normalize("NFC", v)` of each value, computed per distinct space-separated word:
-    a value of a corpus repeats the words of the others (a 1M-row Hindi corpus needed 9.5 s of
-    per-value NFC, most of ingest's time). Exact, because NFC never acts across U+0020: it is a
-    starter (combining class 0) that decomposes to itself and is in no canonical composition pair,
-    so canonical reordering stops at it and no character composes across it
-    (tests/test_ingest_clean_column.py checks this against the running Unicode database)."""
-    words = _NFCWords()
-    return [" ".join(map(words.__getitem__, value.split(" "))) for value in values]
+    words = values.str.split(" ")
+    distinct = words.explode().unique()
+    todo = distinct.filter(distinct.str.contains(maybe_not_nfc).fill_null(False))
+    nfc = pl.Series([unicodedata.normalize("NFC", word) for word in todo.to_list()], dtype=pl.String)
+    return words.list.eval(pl.element().replace(todo, nfc)).list.join(" ")
 
 
 @functools.cache
