@@ -40,3 +40,29 @@ def test_clean_column_equals_clean_text_on_fuzz_corpus():
     mismatched = [(v, g, w) for v, g, w in zip(values, got, want) if g != w]
     assert not mismatched, mismatched[:5]
     assert sum(v is not None and unicodedata.normalize("NFC", v) != v for v in values) > 1000  # NFC was exercised
+
+
+def test_nfc_never_acts_across_a_space():
+    """The premise of `nfc_by_word`: U+0020 is a starter that decomposes to itself and is in no
+    canonical composition pair, so reordering and composition both stop at it."""
+    assert unicodedata.combining(" ") == 0 and unicodedata.decomposition(" ") == ""
+    pairs = [d.split() for d in map(unicodedata.decomposition, map(chr, range(0x110000))) if d and d[0] != "<"]
+    assert not [p for p in pairs if "0020" in p]
+    for value in ["e \u0301", "\u0301 e", "\u1100 \u1161", "\u0928 \u093c", "a\u0316 \u0301", "\u0f71 \u0f72"]:
+        assert unicodedata.normalize("NFC", value) == " ".join(unicodedata.normalize("NFC", w) for w in value.split(" "))
+
+
+def test_clean_column_normalises_each_distinct_word_once(monkeypatch):
+    """Values that repeat words (as a corpus does) cost one NFC per distinct word, not per value."""
+    import stages.text
+
+    stages.text._cleaning_patterns()  # built once, before counting
+    calls = []
+    real = unicodedata.normalize
+    monkeypatch.setattr(stages.text.unicodedata, "normalize", lambda form, s: calls.append(s) or real(form, s))
+    words = ["\u0921\u093c\u093e", "\u091c\u093c\u0930\u0942\u0930", "\u092c\u0921\u093c\u093e"]
+    values = [" ".join(words[(i + k) % 3] for k in range(2 + i % 5)) for i in range(1000)]
+    got = clean_column(pa.array(values, pa.string())).to_pylist()
+    monkeypatch.undo()
+    assert got == [clean_text(v) for v in values]
+    assert len(calls) <= len(words)
