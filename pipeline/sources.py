@@ -16,7 +16,7 @@ from pipeline.tasks import load_task
 from schemas.config import RunOptions, SourceSpec, TaskConfig
 from schemas.errors import UserError
 from stages.base import writing
-from stages.ingest.sources import check_source, label, source_rows
+from stages.ingest.sources import check_source, label, source_batches
 
 
 def task_sources(task: TaskConfig) -> dict[str, SourceSpec]:
@@ -40,7 +40,7 @@ def _probe(split: str, spec: SourceSpec, options: RunOptions, cache_root: Path, 
         found = check_source(spec, split, access, require_pin=True)
         if download:
             with writing(cache_root):
-                rows = sum(1 for _ in source_rows(spec, access))
+                rows = sum(len(batch) for batch in source_batches(spec, access))
             return _row(split, spec, "ok", f"downloaded, {rows} rows")
         cached = " (in the cache)" if found.get("cached") else ""
         cached += f", sha256 {found['sha256']}" if found.get("sha256") else ""

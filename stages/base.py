@@ -211,6 +211,15 @@ def write_text_atomically(path: Path, text: str, encoding: str = "utf-8") -> Non
         tmp.unlink(missing_ok=True)
 
 
+def fsync_path(path: Path) -> None:
+    """Flush a file's data, or a folder's entries (new names, renames), to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def write_json_atomically(path: Path, data: Any) -> None:
     write_text_atomically(path, json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False) + "\n")
 

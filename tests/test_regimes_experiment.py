@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments.regimes.aggregate import (by_bin, judge_worst, paired_difference, seed_mean_rows,
-                                           seed_of)
+from experiments.regimes.aggregate import by_bin, judge_worst, paired_difference, seed_of
 from experiments.regimes.summary import write_results
 
 ITEMS = 12
@@ -80,11 +79,11 @@ def test_seeds_are_averaged_per_row_and_ties_are_inconclusive() -> None:
     one = {r["id"]: {"item": r["target_id"], "bin": "high" if r["max_sim"] > 0.5 else "low",
                      "score": r["exact_match"]} for r in _rows(0.0, 1.0)}
     other = {k: {**v, "score": 1.0 - v["score"]} for k, v in one.items()}
-    mean = seed_mean_rows({0: one, 1: other})
-    assert {round(v["score"], 3) for v in mean.values()} == {0.5}
+    both = {0: one, 1: other}
+    assert {b["mean"] for b in by_bin(both).values()} == {0.5}
     diff = paired_difference({0: one}, {0: other})
     assert diff["high"]["mean"] == 1.0 and diff["low"]["mean"] == -1.0
-    pooled = {"a": {0: mean}, "b": {0: mean}}
+    pooled = {"a": both, "b": both}
     assert judge_worst(pooled, "a", ("a", "b"), "high")["verdict"] == "inconclusive"
     assert judge_worst({"a": {0: one}, "b": {0: other}}, "a", ("b",), "high")["verdict"] == "contradicted"
 
@@ -154,7 +153,7 @@ def test_paper_scale_plan_parses_and_covers_every_regime_and_variant(capsys) -> 
     assert "--no-progress --p=0.5 --eps=0" in out  # p = 0.5 leaves no room for eps
 
 
-def test_final_probes_start_from_the_base_probe(tmp_path: Path) -> None:
+def test_final_probes_start_from_the_base_probe(tmp_path: Path, capsys) -> None:
     from experiments.regimes.aggregate import probe_summary
     from experiments.regimes.run import parse_args, regime_chain
 
@@ -172,3 +171,6 @@ def test_final_probes_start_from_the_base_probe(tmp_path: Path) -> None:
     args = parse_args(["--work", str(tmp_path), "--name", "n", "--final-probes", "--dry-run",
                        "--probe-limit", "50"])
     regime_chain(args, tmp_path / "data", "zero", 0)  # dry run: prints the probe command
+    probe_line = [line for line in capsys.readouterr().out.splitlines() if "trainer/probe.py" in line]
+    assert len(probe_line) == 1 and "--limit 50" in probe_line[0]
+    assert probe_line[0].endswith("--threads 1") and "n/probe/zero-s0.json" in probe_line[0]

@@ -24,6 +24,13 @@ def similarity_bin(max_sim: float) -> str:
     return "high"
 
 
+def resample_counts(rng: np.random.Generator, resamples: int, n: int) -> np.ndarray:
+    """resamples x n: how often each of n units is drawn in each bootstrap resample of size n."""
+    counts = np.zeros((resamples, n), dtype=np.float64)
+    np.add.at(counts, (np.arange(resamples)[:, None], rng.integers(0, n, size=(resamples, n))), 1.0)
+    return counts
+
+
 def bootstrap_group_means(items: Sequence[str], groups: Sequence[str], scores: Sequence[float],
                           resamples: int = 1000, seed: int = 0,
                           level: float = 0.95) -> dict[str, dict[str, Any]]:
@@ -34,11 +41,7 @@ def bootstrap_group_means(items: Sequence[str], groups: Sequence[str], scores: S
     unique_items, item_index = np.unique(np.asarray(items, dtype=object).astype(str), return_inverse=True)
     group_values = np.asarray(groups, dtype=object).astype(str)
     values = np.asarray(scores, dtype=np.float64)
-    rng = np.random.default_rng(seed)
-    n_items = len(unique_items)
-    draws = rng.integers(0, n_items, size=(resamples, n_items))
-    counts = np.zeros((resamples, n_items), dtype=np.float64)
-    np.add.at(counts, (np.arange(resamples)[:, None], draws), 1.0)
+    counts = resample_counts(np.random.default_rng(seed), resamples, len(unique_items))
     tail = (1.0 - level) / 2.0 * 100.0
     out: dict[str, dict[str, Any]] = {}
     for group in sorted(set(group_values)):

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from schemas.errors import UserError
-from trainer.report import BIN_NAMES, similarity_bin
+from trainer.report import BIN_NAMES, resample_counts, similarity_bin
 
 # the paper's four regimes, then its appendix D.3 mixture (random + similar contexts only)
 PAPER_REGIMES = ("zero", "random", "similar", "contrastive")
@@ -57,22 +57,6 @@ def load_predictions(eval_dir: Path, metric: str) -> dict[str, dict[int | None, 
     return dict(runs)
 
 
-def seed_mean_rows(per_seed: Runs) -> dict[str, dict]:
-    """One row per eval row id, its score averaged over the seeds that have it."""
-    ids = set.intersection(*(set(rows) for rows in per_seed.values()))
-    return {i: {**next(iter(per_seed.values()))[i],
-                "score": float(np.mean([rows[i]["score"] for rows in per_seed.values()]))}
-            for i in sorted(ids)}
-
-
-def _seed_weights(n_seeds: int, rng: np.random.Generator) -> np.ndarray:
-    """resamples x seeds: how often each seed is drawn, over the number of seeds."""
-    draws = rng.integers(0, n_seeds, size=(RESAMPLES, n_seeds))
-    weights = np.zeros((RESAMPLES, n_seeds))
-    np.add.at(weights, (np.arange(RESAMPLES)[:, None], draws), 1.0)
-    return weights / n_seeds
-
-
 def seed_item_bootstrap(terms: list[tuple[float, Runs]]) -> dict[str, dict[str, Any]]:
     """Per bin: the mean of sum(sign * model score) over the rows every run has, with a percentile
     interval from resampling each term's seeds and, jointly, the test items."""
@@ -87,9 +71,8 @@ def seed_item_bootstrap(terms: list[tuple[float, Runs]]) -> dict[str, dict[str, 
     for sign, runs in terms:
         scores = np.array([[rows[i]["score"] for i in ids] for rows in runs.values()])
         point += sign * scores.mean(axis=0)
-        mixed += sign * (_seed_weights(len(scores), rng) @ scores)
-    counts = np.zeros((RESAMPLES, len(items)))
-    np.add.at(counts, (np.arange(RESAMPLES)[:, None], rng.integers(0, len(items), (RESAMPLES, len(items)))), 1.0)
+        mixed += sign * (resample_counts(rng, RESAMPLES, len(scores)) / len(scores) @ scores)
+    counts = resample_counts(rng, RESAMPLES, len(items))
     tail = (1.0 - LEVEL) / 2.0 * 100.0
     out = {}
     for name in [b for b in BIN_NAMES if (bins == b).any()]:
@@ -103,6 +86,12 @@ def seed_item_bootstrap(terms: list[tuple[float, Runs]]) -> dict[str, dict[str, 
                               "rows": int(rows.sum()), "items": int(len(np.unique(item_index[rows]))),
                               "seeds": [len(runs) for _, runs in terms]})
     return out
+
+
+def bin_means(rows: dict[str, dict]) -> dict[str, float]:
+    """Mean score per bin of one run's rows (no interval: the per-seed tables)."""
+    return {name: round(float(np.mean(scores)), 4) for name in BIN_NAMES
+            if (scores := [r["score"] for r in rows.values() if r["bin"] == name])}
 
 
 def by_bin(runs: Runs) -> dict[str, dict[str, Any]]:
@@ -202,18 +191,18 @@ def probe_histories(work: Path, regime: str, seeds: set[int] | None = None) -> l
     (`train/<regime>-s<seed>/probes.json`), or else probed after training
     (`probe/<regime>-s<seed>.json`, run with `run --final-probes`), with the untuned base's
     `probe/base.json` as step 0, which is what every adapter starts from (LoRA starts as a no-op)."""
-    def wanted(path: Path, stem: str) -> bool:
+    def wanted(stem: str) -> bool:
         return seeds is None or seed_of(stem) in seeds
 
     histories = [json.loads(p.read_text(encoding="utf-8"))["history"]
                  for p in sorted((work / "train").glob(f"{regime}-s*/probes.json"))
-                 if (p.parent / "run_config.json").is_file() and wanted(p, p.parent.name)]
+                 if (p.parent / "run_config.json").is_file() and wanted(p.parent.name)]
     if histories:
         return histories
     base = work / "probe" / "base.json"
     start = json.loads(base.read_text(encoding="utf-8"))["history"] if base.is_file() else []
     return [start + json.loads(p.read_text(encoding="utf-8"))["history"]
-            for p in sorted((work / "probe").glob(f"{regime}-s*.json")) if wanted(p, p.stem)]
+            for p in sorted((work / "probe").glob(f"{regime}-s*.json")) if wanted(p.stem)]
 
 
 def probe_summary(work: Path, seeds: set[int] | None = None) -> dict[str, Any]:

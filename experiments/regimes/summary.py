@@ -17,7 +17,7 @@ from schemas.errors import UserError
 from stages.base import write_json_atomically
 from trainer.report import BIN_NAMES
 
-from .aggregate import (MODELS, PAPER_MODELS, PAPER_REGIMES, PROBES, REGIMES, by_bin, judge_claims,
+from .aggregate import (MODELS, PAPER_MODELS, PAPER_REGIMES, PROBES, REGIMES, bin_means, by_bin, judge_claims,
                         load_predictions, probe_summary)
 from .figures import figure3, figure4
 
@@ -69,7 +69,7 @@ def collect(work: Path) -> dict[str, Any]:
     models = [m for m in MODELS if m in predictions]
     pooled = {m: predictions[m] for m in models}
     table = {m: by_bin(pooled[m]) for m in models}
-    per_seed = {m: {"-" if s is None else str(s): {b: v["mean"] for b, v in by_bin({s: rows}).items()}
+    per_seed = {m: {"-" if s is None else str(s): bin_means(rows)
                     for s, rows in sorted(predictions[m].items(), key=lambda kv: kv[0] or 0)}
                 for m in models}
     seeds = {s for runs in predictions.values() for s in runs} - {None}

@@ -143,7 +143,7 @@ class SentenceTransformerEmbedder:
         return {"kind": "sentence-transformers", "model": self.name,
                 "content": model_content_id(self.path) if self.path else None, "precision": self.precision,
                 "batching": "token-length-sorted" if self.fast else "encode", "normalized": True,
-                **({"runtime": onnx_int8.runtime_version()} if self.onnx else {})}
+                **({"runtime": onnx_store.runtime_identity()} if self.onnx else {})}
 
     @property
     def onnx(self) -> bool:

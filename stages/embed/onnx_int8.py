@@ -65,12 +65,6 @@ INPUTS = ("input_ids", "attention_mask")
 _MADE: dict[str, Path] = {}  # identity folder name -> an int8 encoder this process made or found
 
 
-def runtime_version() -> dict[str, str]:
-    """Part of the identity: the package versions and the CPU's int8 instruction set
-    (`stages.embed.onnx_store.runtime_identity`)."""
-    return onnx_store.runtime_identity()
-
-
 def quantized_encoder(model, folder: Path | None) -> Path:
     """The cached int8 encoder in `folder` (an identity folder of the embedding cache), made first
     if absent or damaged (its sha256 differs); `folder=None` makes it in a temp folder that the

@@ -21,6 +21,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from schemas.errors import UserError
+from stages.base import fsync_path
 
 DIGEST_SUFFIX = ".sha256"
 # Most specific first: the first flag /proc/cpuinfo lists decides the int8 kernels ONNX Runtime runs.
@@ -87,39 +88,23 @@ def intact(model: Path) -> bool:
 
 def publish(tmp: Path, target: Path) -> None:
     """fsync `tmp`, rename it to `target`, then write its sha256 beside it (temp, fsync, rename)."""
-    _fsync(tmp)
+    fsync_path(tmp)
     checksum = file_sha256(tmp)
     os.replace(tmp, target)
     digest = target.with_name(target.name + DIGEST_SUFFIX)
     digest_tmp = tmp.with_name(tmp.name + DIGEST_SUFFIX)
     try:
         digest_tmp.write_text(checksum + "\n", encoding="ascii")
-        _fsync(digest_tmp)
+        fsync_path(digest_tmp)
         os.replace(digest_tmp, digest)
     finally:
         digest_tmp.unlink(missing_ok=True)
-    _fsync_folder(target.parent)
+    try:
+        fsync_path(target.parent)  # the renames survive a crash only once the folder is synced
+    except OSError:
+        pass  # some filesystems refuse to sync a folder; the file itself is synced
 
 
 def discard(model: Path) -> None:
     for path in (model, model.with_name(model.name + DIGEST_SUFFIX)):
         path.unlink(missing_ok=True)
-
-
-def _fsync(path: Path) -> None:
-    with open(path, "rb+") as handle:
-        os.fsync(handle.fileno())
-
-
-def _fsync_folder(folder: Path) -> None:
-    """The renames themselves survive a crash only once the folder is synced (POSIX)."""
-    try:
-        handle = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(handle)
-    except OSError:
-        pass
-    finally:
-        os.close(handle)

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict
 
 from schemas.config import TaskConfig
 from schemas.errors import UserError
-from stages.base import save_npy, write_json_atomically
+from stages.base import fsync_path, save_npy, write_json_atomically
 from stages.index.live_bm25 import LiveBM25
 
 FORMAT = 1
@@ -84,15 +84,6 @@ def write_index(folder: Path, meta: IndexMeta, rows: BaseRows) -> Path:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return folder
-
-
-def fsync_path(path: Path) -> None:
-    """Flush a file's data, or a folder's entries (new names, renames), to disk."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _write_arrow(path: Path, table: pa.Table) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from schemas.errors import UserError
-from stages.index.files import fsync_path
+from stages.base import fsync_path
 
 
 @dataclass

@@ -44,17 +44,18 @@ class RejectLog:
     table writes them)."""
 
     def __init__(self, path: Path):
-        self.path, self.count, self.first, self._closed = path, 0, None, False
+        self.path, self.first, self._closed = path, None, False
         self._writer = ipc.new_file(str(path), REJECT_SCHEMA)
         self._pending: list[pa.RecordBatch] = []
+        self._pending_rows = 0
 
     def add(self, rejects: pa.RecordBatch) -> None:
         if rejects.num_rows:
             if self.first is None:
                 self.first = (rejects.column("line")[0].as_py(), rejects.column("reason")[0].as_py())
             self._pending.append(rejects)
-            self.count += rejects.num_rows
-            while sum(b.num_rows for b in self._pending) >= REJECT_BATCH_ROWS:
+            self._pending_rows += rejects.num_rows
+            while self._pending_rows >= REJECT_BATCH_ROWS:
                 self._write_pending(REJECT_BATCH_ROWS)
 
     def _write_pending(self, rows: int) -> None:
@@ -64,11 +65,12 @@ class RejectLog:
                                     schema=REJECT_SCHEMA)
         self._writer.write_table(head)
         self._pending = pending.slice(rows).to_batches()
+        self._pending_rows -= rows
 
     def close(self) -> None:
         if not self._closed:
             if self._pending:
-                self._write_pending(sum(b.num_rows for b in self._pending))
+                self._write_pending(self._pending_rows)
             self._writer.close()
             self._closed = True
 
@@ -194,9 +196,9 @@ def first_occurrences(keys: np.ndarray, part_rows: int = 1 << 20) -> np.ndarray:
     if parts == 1:
         return np.flatnonzero(_first_distinct(keys))
     part_of = keys[:, 0] % np.uint64(parts)
+    order = np.argsort(part_of, kind="stable")  # rows grouped by part, file order kept within each
     keep = np.zeros(len(keys), bool)
-    for part in range(parts):
-        rows = np.flatnonzero(part_of == part)
+    for rows in np.split(order, np.cumsum(np.bincount(part_of.astype(np.int64), minlength=parts))[:-1]):
         keep[rows[_first_distinct(keys[rows])]] = True
     return np.flatnonzero(keep)
 
