@@ -39,17 +39,24 @@ class ProbeCallback(TrainerCallback):
         self.result["history"].append({"step": step, "scores": scores})
         write_json_atomically(self.output, self.result)
 
-    def on_train_begin(self, args, state, control, model=None, **kwargs):
+    def _at_probe_point(self, args, state, model) -> None:
+        """Probes on the main process only. Under a data-parallel launch the other processes
+        wait at a barrier meanwhile (every process reaches the same probe points), so none runs
+        ahead into a gradient all-reduce, or out of training, while the main one generates."""
         if model is not None and state.is_world_process_zero:
             self._probe(model, state.global_step)
+        if args.world_size > 1:
+            args.distributed_state.wait_for_everyone()
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        self._at_probe_point(args, state, model)
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
-        if model is not None and state.is_world_process_zero and state.global_step % self.every == 0:
-            self._probe(model, state.global_step)
+        if state.global_step % self.every == 0:
+            self._at_probe_point(args, state, model)
 
     def on_train_end(self, args, state, control, model=None, **kwargs):
-        if model is not None and state.is_world_process_zero:
-            self._probe(model, state.global_step)
+        self._at_probe_point(args, state, model)
 
 
 class ProgressLines(TrainerCallback):

@@ -91,13 +91,16 @@ def load_tokenizer(model_path: str, padding_side: str = "right"):
     return tokenizer
 
 
-def load_model(model_path: str, settings: DeviceSettings, attn_implementation: str = "sdpa"):
+def load_model(model_path: str, settings: DeviceSettings, attn_implementation: str = "sdpa",
+               device: str | None = None):
+    """The base model in the settings' dtype, on `device` (e.g. `cuda:1` for the second process
+    of a launch) or else on the settings' device."""
     path = model_folder(model_path)
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(path, dtype=settings.dtype,
                                                  attn_implementation=attn_implementation)
-    return model.to(settings.device)
+    return model.to(device or settings.device)
 
 
 @contextmanager

@@ -16,13 +16,19 @@ Usage:
     # padding-free batches (no pad tokens; each row attends only to itself): fastest with a
     # varlen attention kernel, e.g. --attn-implementation flash_attention_2 where installed
     python trainer/sft.py ... --batching padding_free --batch-size 16
+    # data-parallel on N GPUs (N processes, each its own --batch-size; one output folder)
+    accelerate launch --multi_gpu --num_processes N --num_machines 1 --mixed_precision no \
+        --dynamo_backend no trainer/sft.py ... --batching grouped --batch-size 16
 
 Before training it prints token-length statistics of the split, drops rows whose prompt +
 completion + EOS exceed --max-length (counted, never trained with every label masked) and refuses
 to start when more than --max-drop-share of the rows would go. CPU runs use fp32 and no gradient
 checkpointing; CUDA runs use bf16 and SDPA attention. The output folder holds the adapter,
 `run_config.json` (resolved config with the base model as an absolute path, dataset version,
-length report, loss history) and, with --probe-every, `probes.json`. Paths and the split's size
+length report, loss history, world size and effective batch) and, with --probe-every,
+`probes.json`. Under `accelerate launch` every process trains on its own share of each global
+batch (--batch-size x --grad-accum rows per process per step) and only the main one prints the
+length report and writes the output folder. Paths and the split's size
 (from the manifest) are checked before torch loads; progress goes to stderr (trainer.progress).
 """
 from __future__ import annotations
@@ -36,6 +42,7 @@ if __name__ == "__main__" and not __package__:  # `python trainer/sft.py` from a
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +82,10 @@ def batching_options(cfg: TrainConfig) -> dict[str, Any]:
 
 
 def sft_arguments(cfg: TrainConfig, settings: DeviceSettings, output: Path, bar: bool = False):
-    """TRL's arguments; `bar`: the Trainer draws its tqdm bar (stderr is a terminal)."""
+    """TRL's arguments; `bar`: the Trainer draws its tqdm bar (stderr is a terminal).
+
+    Under a data-parallel launch the LoRA weights all take part in every forward pass, so DDP
+    need not search the graph for unused parameters (the Trainer would, for a PEFT model)."""
     from trl import SFTConfig
 
     return SFTConfig(
@@ -89,7 +99,33 @@ def sft_arguments(cfg: TrainConfig, settings: DeviceSettings, output: Path, bar:
         save_strategy="steps" if cfg.save_steps > 0 else "no",
         save_steps=cfg.save_steps if cfg.save_steps > 0 else 500,
         report_to="none", disable_tqdm=not bar, dataloader_num_workers=0,
-        **batching_options(cfg))
+        ddp_find_unused_parameters=False, **batching_options(cfg))
+
+
+@dataclass(frozen=True)
+class Processes:
+    """This process's place in a data-parallel launch (`accelerate launch --num_processes N`);
+    a plain `python trainer/sft.py` is one main process. Read from TRL's arguments, whose device
+    setup joins the process group (gloo on CPU, NCCL on GPUs) and picks this process's device."""
+
+    world_size: int
+    is_main: bool
+    device: str
+
+    @classmethod
+    def of(cls, args) -> "Processes":
+        device = str(args.device)  # first: sets up the devices and the process group
+        return cls(args.world_size, args.process_index == 0, device)
+
+    def say(self, message: str) -> None:
+        """A status line from the main process only, so N processes print one set of lines."""
+        if self.is_main:
+            say(message)
+
+
+def effective_batch(cfg: TrainConfig, world_size: int) -> int:
+    """Rows per optimizer step: every process takes --batch-size rows --grad-accum times."""
+    return cfg.batch_size * cfg.grad_accum * world_size
 
 
 def probe_callback(cfg: TrainConfig, tokenizer, output: Path, version: Version):
@@ -122,21 +158,23 @@ def check_inputs(cfg: TrainConfig) -> tuple[TrainConfig, Version]:
 
 
 def make_trainer(cfg: TrainConfig, version: Version, rows, tokenizer, settings: DeviceSettings,
-                 output: Path):
+                 args, processes: Processes):
+    """TRL's trainer over the LoRA-wrapped model, loaded straight onto this process's device
+    (under N processes on GPUs, each its own card, not all onto the first)."""
     from trl import SFTTrainer
 
     from trainer.callbacks import ProgressLines
 
-    bar = on_terminal()
+    bar = not args.disable_tqdm
     callbacks = [] if bar else [ProgressLines()]
     if cfg.probe_every > 0:
-        callbacks.append(probe_callback(cfg, tokenizer, output, version))
-    say(f"loading model {cfg.model} on {settings.device} ({settings.dtype_name})")
-    model = load_model(cfg.model, settings, cfg.attn_implementation)
-    say(f"adding LoRA (r={cfg.lora_r}, {cfg.lora_targets}) and tokenising {len(rows)} rows for TRL")
+        callbacks.append(probe_callback(cfg, tokenizer, Path(args.output_dir), version))
+    processes.say(f"loading model {cfg.model} on {processes.device} ({settings.dtype_name})")
+    model = load_model(cfg.model, settings, cfg.attn_implementation, processes.device)
+    processes.say(f"adding LoRA (r={cfg.lora_r}, {cfg.lora_targets}) and tokenising {len(rows)} "
+                  "rows for TRL")
     with peft_wrap_warning_silenced():
-        trainer = SFTTrainer(model=model, args=sft_arguments(cfg, settings, output, bar),
-                             train_dataset=rows, processing_class=tokenizer,
+        trainer = SFTTrainer(model=model, args=args, train_dataset=rows, processing_class=tokenizer,
                              peft_config=lora_config(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout,
                                                      cfg.lora_targets), callbacks=callbacks)
     if not bar:  # ProgressLines logs to stderr; the printer would put dicts on stdout
@@ -146,33 +184,51 @@ def make_trainer(cfg: TrainConfig, version: Version, rows, tokenizer, settings: 
     return trainer
 
 
+def run_record(cfg: TrainConfig, given_model: str, version: Version, settings: DeviceSettings,
+               processes: Processes, lengths: dict[str, Any], trainer, result,
+               seconds: float) -> dict[str, Any]:
+    """What run_config.json holds: enough to reload the adapter and to compare runs."""
+    return {"config": cfg.model_dump(), "base_model": {"path": cfg.model, "given": given_model},
+            "dataset": version.identity(), "device": settings.device,
+            "dtype": settings.dtype_name, "lengths": lengths,
+            "world_size": processes.world_size,
+            "effective_batch": effective_batch(cfg, processes.world_size),
+            "train": {"steps": trainer.state.global_step, "seconds": round(seconds, 2),
+                      "train_loss": result.training_loss},
+            "log_history": trainer.state.log_history}
+
+
 def train(cfg: TrainConfig) -> tuple[Any, dict[str, Any]]:
-    """Train and save; returns the trainer and the run record written next to the adapter."""
+    """Train and save; returns the trainer and the run record written next to the adapter.
+    Every process of a launch runs this; only the main one prints results and writes files."""
     given_model = cfg.model
     cfg, version = check_inputs(cfg)
     rows = training_rows(version, cfg.regime, cfg.train_limit)
-    say(f"data: {version.task} version {version.version}, train-{cfg.regime}, {len(rows)} rows")
-    set_threads(cfg.threads)
     settings = device_settings(cfg.device)
     output = output_folder(cfg, version)
+    args = sft_arguments(cfg, settings, output, on_terminal())
+    processes = Processes.of(args)
+    set_threads(cfg.threads)  # after the process group: accelerate may set its own count there
+    processes.say(f"data: {version.task} version {version.version}, train-{cfg.regime}, "
+                  f"{len(rows)} rows; {processes.world_size} process(es), "
+                  f"{effective_batch(cfg, processes.world_size)} rows per optimizer step")
     tokenizer = load_tokenizer(cfg.model, padding_side="right")
-    say(f"tokenising {len(rows)} rows to check their lengths against --max-length {cfg.max_length}")
+    processes.say(f"tokenising {len(rows)} rows to check their lengths against --max-length "
+                  f"{cfg.max_length}")
     rows, lengths = fit_to_length(rows, tokenizer, cfg.max_length, cfg.max_drop_share)
-    print_lengths(lengths.to_json())
-    trainer = make_trainer(cfg, version, rows, tokenizer, settings, output)
-    say(f"training {len(rows)} rows; adapter goes to {output}")
+    if processes.is_main:
+        print_lengths(lengths.to_json())
+    trainer = make_trainer(cfg, version, rows, tokenizer, settings, args, processes)
+    processes.say(f"training {len(rows)} rows; adapter goes to {output}")
     started = time.perf_counter()
     result = trainer.train()
     seconds = time.perf_counter() - started
-    trainer.save_model(str(output))
-    record = {"config": cfg.model_dump(), "base_model": {"path": cfg.model, "given": given_model},
-              "dataset": version.identity(), "device": settings.device,
-              "dtype": settings.dtype_name, "lengths": lengths.to_json(),
-              "train": {"steps": trainer.state.global_step, "seconds": round(seconds, 2),
-                        "train_loss": result.training_loss},
-              "log_history": trainer.state.log_history}
-    write_json_atomically(output / RUN_CONFIG, json.loads(json.dumps(record, default=str)))
-    print(f"adapter and {RUN_CONFIG}: {output}")
+    trainer.save_model(str(output))  # writes on the main process only
+    record = run_record(cfg, given_model, version, settings, processes, lengths.to_json(), trainer,
+                        result, seconds)
+    if processes.is_main:
+        write_json_atomically(output / RUN_CONFIG, json.loads(json.dumps(record, default=str)))
+        print(f"adapter and {RUN_CONFIG}: {output}")
     return trainer, record
 
 
