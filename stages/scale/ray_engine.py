@@ -3,7 +3,9 @@
 Retrieve: the index goes into the object store once; the queries are cut into shards of whole
 `BM25Index.query_step` blocks aligned to the local block boundaries (queries [s, s + m * step)),
 and each shard is scored by `index.topk` on exactly those rows and their exclusion sets, so every
-float32 block has the shape it has locally. Embed: the cache misses are cut into the
+float32 block has the shape it has locally (the exact float64 re-scoring of `BM25Index.topk` already
+makes the top-k independent of the block shape; the alignment also keeps every float32 proposal,
+and so every row's path through the margin test, as it is locally). Embed: the cache misses are cut into the
 `CachedEmbedder` chunks the local path makes; an actor pool (one embedder load per actor, one GPU
 per actor when the build runs on CUDA) embeds one chunk per call and the driver writes each as
 one cache shard as it arrives. Results carry their position and are put back in place.
@@ -11,8 +13,8 @@ one cache shard as it arrives. Results carry their position and are put back in 
 Fault tolerance is Ray Data's: it creates pool actors with `max_restarts=-1` and
 `max_task_retries=-1` (its defaults for actor pools, checked in Ray 2.60; setting them again here
 is deprecated there), so a killed actor is restarted and its call retried; a call always redoes a
-whole shard or chunk, so a killed worker changes no byte (tests/test_engine_ray.py kills one). Ray starts lazily on the first job: a fully
-cached rebuild never starts it.
+whole shard or chunk, so a killed worker changes no byte (tests/test_engine_ray.py kills one).
+Ray starts lazily on the first job: a fully cached rebuild never starts it.
 """
 from __future__ import annotations
 
@@ -91,7 +93,8 @@ class RayEngine:
         if n == 0 or k == 0 or index.n_docs == 0:
             return index.topk(queries, k, exclude=exclude)
         step = index.query_step()
-        shard = step * max(1, math.ceil(math.ceil(n / step) / (SHARDS_PER_WORKER * self._workers_hint())))
+        shards = SHARDS_PER_WORKER * self._pool_size(self._ray(), "CPU")
+        shard = step * max(1, math.ceil(math.ceil(n / step) / shards))  # whole blocks: [s, s + m * step)
         rows = [{"position": start, "payload": pack((queries[start:start + shard],
                                                      None if exclude is None else exclude[start:start + shard]))}
                 for start in range(0, n, shard)]
@@ -104,9 +107,6 @@ class RayEngine:
         if filled != n:
             raise RuntimeError(f"Ray BM25 job returned {filled} of {n} query rows")
         return out_idx, out_scores
-
-    def _workers_hint(self) -> int:
-        return self.workers or max(1, int(self._ray().cluster_resources().get("CPU", 1)))
 
     def embed(self, embedder: Any, texts: list[str]) -> np.ndarray:
         """The cache misses of a `CachedEmbedder` built with a `factory`, chunk by chunk on the
