@@ -5,6 +5,8 @@ import os
 import signal
 from pathlib import Path
 
+from stages.retrieve.bm25 import BM25Index
+
 
 class KillOnceFactory:
     """Makes the real embedder via `factory`, wrapped so that the first `embed` in any process
@@ -25,10 +27,26 @@ class _KillingEmbedder:
         return self.inner.identity()
 
     def embed(self, texts):
-        try:
-            with open(self.marker, "x") as handle:
-                handle.write(str(os.getpid()))
-        except FileExistsError:
-            return self.inner.embed(texts)
-        os.kill(os.getpid(), signal.SIGKILL)
-        raise AssertionError("unreachable: the process was killed")
+        kill_once(self.marker)
+        return self.inner.embed(texts)
+
+
+def kill_once(marker: Path) -> bool:
+    """SIGKILLs this process if `marker` does not exist yet (creating it, exclusively); else False."""
+    try:
+        with open(marker, "x") as handle:
+            handle.write(str(os.getpid()))
+    except FileExistsError:
+        return False
+    os.kill(os.getpid(), signal.SIGKILL)
+    raise AssertionError("unreachable: the process was killed")
+
+
+class KillOnceIndex(BM25Index):
+    """A BM25 index whose first `topk` in any process SIGKILLs that process, once per `marker`."""
+
+    marker: Path
+
+    def topk(self, *args, **kwargs):
+        kill_once(self.marker)
+        return super().topk(*args, **kwargs)

@@ -21,7 +21,7 @@ from stages.embed.models import SymbolBagEmbedder
 from stages.retrieve.bm25 import BM25Index
 from stages.scale import LocalEngine, make_engine
 from tests.conftest import run_pipeline, write_mt_inputs
-from tests.ray_helpers import KillOnceFactory
+from tests.ray_helpers import KillOnceFactory, KillOnceIndex
 
 SMALL = ["--pool-size", "300", "--test-size", "40", "--ood-size", "20", "--probe-size", "10", "--no-progress"]
 
@@ -58,15 +58,29 @@ def assert_same_version(a: Path, b: Path) -> None:
     assert different == []
 
 
-def test_topk_shards_aligned_to_blocks_give_the_local_bytes(ray_cluster):
+def _random_docs(n: int) -> list[list[str]]:
     rng = np.random.default_rng(0)
     vocab = [f"w{i}" for i in range(300)]
-    docs = [list(rng.choice(vocab, rng.integers(2, 10))) for _ in range(5000)]
+    return [list(rng.choice(vocab, rng.integers(2, 10))) for _ in range(n)]
+
+
+def test_topk_shards_aligned_to_blocks_give_the_local_bytes(ray_cluster):
+    docs = _random_docs(5000)
     index = BM25Index(docs)
     assert index.query_step() < len(docs) // 4  # several blocks, so several shards on 2 workers
     exclude = [{i, (7 * i) % len(docs)} for i in range(len(docs))]
     local = LocalEngine().topk(index, docs, 12, exclude)
     ray_idx, ray_scores = make_engine("ray", workers=2, progress=False).topk(index, docs, 12, exclude)
+    assert ray_idx.tobytes() == local[0].tobytes() and ray_scores.tobytes() == local[1].tobytes()
+
+
+def test_topk_survives_a_killed_scoring_worker(ray_cluster, tmp_path):
+    docs = _random_docs(3000)
+    killing = KillOnceIndex(docs)
+    killing.marker = tmp_path / "killed"
+    local = LocalEngine().topk(BM25Index(docs), docs, 8)
+    ray_idx, ray_scores = make_engine("ray", workers=2, progress=False).topk(killing, docs, 8)
+    assert killing.marker.exists()  # a scoring actor was killed
     assert ray_idx.tobytes() == local[0].tobytes() and ray_scores.tobytes() == local[1].tobytes()
 
 
