@@ -60,14 +60,16 @@ def run_stages(specs: list[StageSpec], cache_root: Path, log: Callable[[str], No
 
 
 def build(config: BuildConfig, options: RunOptions, log: Callable[[str], None] | None = None,
-          dry_run: bool = False) -> Path | dict:
+          dry_run: bool = False, engine: Any = None) -> Path | dict:
     """Run the build; returns the published version folder (or, with dry_run, the paraphrase
-    cost estimate, having run only the stages that decide what would be paraphrased)."""
+    cost estimate, having run only the stages that decide what would be paraphrased). `engine`
+    (`stages.scale.make_engine`; default local) runs retrieve and embed; the bytes never depend on it."""
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
     databases = sql_databases(config, options)
     inputs = input_fingerprints(config, options, databases)
     cache_root = Path(options.cache_dir or Path(options.out_dir) / ".cache")
-    specs, components = make_specs(config, options, cache_root, {"inputs": fingerprint(inputs)}, databases)
+    specs, components = make_specs(config, options, cache_root, {"inputs": fingerprint(inputs)}, databases,
+                                   engine)
     versions = {spec.stage.name: spec.stage.version for spec in specs}
     version = fingerprint(config.model_dump(mode="json"), inputs, versions, components.identities())[:12]
     planned = plan_fingerprints(specs, cache_root)

@@ -28,6 +28,7 @@ from pydantic import ValidationError
 
 from schemas.errors import UserError
 from pipeline.cli_args import COUNT, NONNEGATIVE, SHARE, OneLineParser, number
+from pipeline.cli_engine import add_engine_options, engine_from_args
 from pipeline.cli_serving import add_serving_parsers
 from pipeline.paraphraser_settings import paraphraser_settings
 from pipeline.tasks import DEFAULT_TASK, load_task
@@ -100,6 +101,7 @@ def _build_run_options(p: argparse.ArgumentParser) -> None:
                                                   "faster (default: torch's choice)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bars (default: when standard error is a terminal)")
+    add_engine_options(p)
 
 
 def _build_parser(sub) -> None:
@@ -221,7 +223,8 @@ def cmd_build(args: argparse.Namespace) -> int:
                          progress=sys.stderr.isatty() if args.progress is None else args.progress,
                          train_path=args.train, test_path=args.test, test_ood_path=args.test_ood,
                          db_dirs=args.db_dir, **remote_settings())
-    result = build(config, options, dry_run=args.dry_run)
+    with engine_from_args(args, options.progress) as engine:
+        result = build(config, options, dry_run=args.dry_run, engine=engine)
     print(json.dumps(result, indent=2) if args.dry_run else str(result))
     return 0
 

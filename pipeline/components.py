@@ -32,11 +32,15 @@ class Components:
             self.sql = SqlDatabases(databases or {})
 
     def _make_embedder(self, progress: bool):
+        return self._embedder_factory(progress)()
+
+    def _embedder_factory(self, progress: bool):
+        """A picklable maker of the embedder: what Ray workers call to load their own copy."""
         from stages.embed.models import make_embedder
 
-        return make_embedder(self.config.task.embedder, device=self.options.device,
-                             batch_size=self.options.batch_size, progress=progress,
-                             fast=not self.options.exact_embeddings, model_cache=self.cache_root / "embeddings")
+        return functools.partial(make_embedder, self.config.task.embedder, device=self.options.device,
+                                 batch_size=self.options.batch_size, progress=progress,
+                                 fast=not self.options.exact_embeddings, model_cache=self.cache_root / "embeddings")
 
     def plain_embedder(self):
         """The embedder without the on-disk cache: what a server embeds (each request's input)
@@ -50,7 +54,7 @@ class Components:
             return inner  # symbol embedders cost microseconds a text: a cache would cost more
         from stages.embed.cache import CachedEmbedder
 
-        return CachedEmbedder(inner, self.cache_root / "embeddings")
+        return CachedEmbedder(inner, self.cache_root / "embeddings", factory=self._embedder_factory(False))
 
     @functools.cached_property
     def embedder_identity(self) -> dict[str, Any]:
@@ -86,9 +90,10 @@ class Components:
 
 
 def make_specs(config: BuildConfig, options: RunOptions, cache_root: Path, extra: dict[str, str],
-               databases: dict[str, Path] | None = None):
+               databases: dict[str, Path] | None = None, engine: Any = None):
     """The stages in run order; `extra` fingerprints the input files (and an SQL task's databases),
-    which only ingest reads directly: every later stage is keyed on them through ingest."""
+    which only ingest reads directly: every later stage is keyed on them through ingest. `engine`
+    (`stages.scale`) runs retrieve's top-k and embed's model; no fingerprint depends on it."""
     parts = Components(config, options, cache_root, databases)
     kind = config.task.kind
     validator = parts.sql.validator if parts.sql else None
@@ -97,12 +102,12 @@ def make_specs(config: BuildConfig, options: RunOptions, cache_root: Path, extra
                          scratch_dir=cache_root), (), extra),
         StageSpec(Plan(config.weights, config.seed), ("ingest",)),
         StageSpec(Retrieve(max(config.m, config.k), config.k, config.task.retrieval_tokens, options.progress,
-                            options.device, kind), ("ingest",)),
+                            options.device, kind, engine), ("ingest",)),
         StageSpec(Paraphrase(lambda: parts.backend, parts.backend_identity, config.n_paraphrases,
                              parts.embedder_identity, bool(config.paraphraser_options.get("accept_failures")),
                              kind, validator),
                   ("ingest", "plan")),
-        StageSpec(Embed(lambda: parts.embedder, parts.embedder_identity, kind), ("ingest", "paraphrase")),
+        StageSpec(Embed(lambda: parts.embedder, parts.embedder_identity, kind, engine), ("ingest", "paraphrase")),
         StageSpec(Assemble(config, parts.sql), ("ingest", "retrieve", "plan", "paraphrase", "embed")),
     ]
     return specs, parts

@@ -18,6 +18,7 @@ import uuid
 import warnings
 import zipfile
 from pathlib import Path
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -105,12 +106,14 @@ def identity_folder(cache_dir: Path, identity: dict) -> Path:
 
 class CachedEmbedder:
     """Any Embedder plus the cache: only texts never embedded under this identity reach `inner`,
-    each once however often it repeats. `stats` counts over the instance's life."""
+    each once however often it repeats. `stats` counts over the instance's life. `factory`, when
+    given, is a picklable zero-argument callable that makes an embedder equal to `inner` in another
+    process: what an engine embedding on other workers (`stages.scale`) loads there."""
 
-    def __init__(self, inner, cache_dir: Path, chunk_size: int = 8192):
+    def __init__(self, inner, cache_dir: Path, chunk_size: int = 8192, factory: Callable[[], Any] | None = None):
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-        self.inner, self.chunk_size = inner, chunk_size
+        self.inner, self.chunk_size, self.factory = inner, chunk_size, factory
         self._identity = inner.identity()
         self.identity_fingerprint = fingerprint(self._identity)
         self.folder = identity_folder(cache_dir, self._identity)
@@ -121,15 +124,23 @@ class CachedEmbedder:
         return self._identity
 
     def embed(self, texts: list[str]) -> np.ndarray:
+        return self.embed_with(texts, lambda chunks: enumerate(map(self.inner.embed, chunks)))
+
+    def embed_with(self, texts: list[str], run: Callable[[list[list[str]]], Iterable[tuple[int, Any]]]) -> np.ndarray:
+        """`embed`, with the cache misses embedded by `run`: given the chunks of missing texts (at
+        most `chunk_size` each, always cut the same way), it yields (chunk number, vectors) in any
+        order; each chunk is checked and kept as one shard as it arrives, so an interrupted run
+        keeps every finished chunk."""
         keys = [text_key(self.identity_fingerprint, text) for text in texts]
         first_row = {}
         for row, key in enumerate(keys):
             first_row.setdefault(key, row)
         self.store.refresh()
         missing = [key for key in first_row if key not in self.store]
-        for start in range(0, len(missing), self.chunk_size):
-            chunk = missing[start:start + self.chunk_size]
-            self._embed_chunk(chunk, [texts[first_row[key]] for key in chunk])
+        chunks = [missing[start:start + self.chunk_size] for start in range(0, len(missing), self.chunk_size)]
+        if chunks:
+            for number, vectors in run([[texts[first_row[key]] for key in chunk] for chunk in chunks]):
+                self._keep(chunks[number], vectors)
         self.stats["texts"] += len(texts)
         self.stats["unique"] += len(first_row)
         self.stats["cache_hits"] += len(first_row) - len(missing)
@@ -138,11 +149,11 @@ class CachedEmbedder:
             return np.asarray(self.inner.embed([]), dtype=np.float32)
         return self.store.gather(keys)
 
-    def _embed_chunk(self, keys: list[bytes], texts: list[str]) -> None:
-        vectors = np.asarray(self.inner.embed(texts), dtype=np.float32)
-        if vectors.ndim != 2 or len(vectors) != len(texts) or not np.isfinite(vectors).all():
+    def _keep(self, keys: list[bytes], vectors: Any) -> None:
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or len(vectors) != len(keys) or not np.isfinite(vectors).all():
             raise ValueError(f"embedder {self._identity.get('kind')} returned shape {vectors.shape} "
-                             f"(or non-finite values) for {len(texts)} texts")
+                             f"(or non-finite values) for {len(keys)} texts")
         if self.store.dim is not None and vectors.shape[1] != self.store.dim:
             raise ValueError(f"embedder returned dimension {vectors.shape[1]}, the cache holds {self.store.dim}")
         if not (self.folder / "identity.json").exists():

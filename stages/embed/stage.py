@@ -11,6 +11,7 @@ from typing import Any, Callable
 import numpy as np
 
 from stages.base import Artifacts, Stage, StageStats
+from stages.scale import LocalEngine
 from stages.text import retrieval_view
 
 
@@ -18,8 +19,10 @@ class Embed(Stage):
     name = "embed"
     version = "1"
 
-    def __init__(self, embedder_factory: Callable[[], Any], identity: dict[str, Any], task_kind: str = "mt"):
+    def __init__(self, embedder_factory: Callable[[], Any], identity: dict[str, Any], task_kind: str = "mt",
+                 engine: Any = None):
         self.embedder_factory, self.identity, self.task_kind = embedder_factory, identity, task_kind
+        self.engine = engine or LocalEngine()  # same vectors on any engine: not in the fingerprint
 
     def params(self) -> dict[str, Any]:
         # SQL tasks embed the question alone (`retrieval_view`); others the whole source
@@ -34,7 +37,7 @@ class Embed(Stage):
         offsets = np.zeros(len(lists) + 1, dtype=np.int64)
         np.cumsum([len(found) for found in lists], out=offsets[1:])
         embedder = self.embedder_factory()
-        vectors = embedder.embed(pool + tests + flat)
+        vectors = self.engine.embed(embedder, pool + tests + flat)
         stats.rows_in = stats.rows_out = len(vectors)
         stats.counters.update(getattr(embedder, "stats", {}))
         n_pool, n_test = len(pool), len(tests)

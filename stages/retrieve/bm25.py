@@ -181,6 +181,20 @@ class BM25Index:
                 block[...] = result.T
         return block
 
+    def query_step(self, cuda: bool = False) -> int:
+        """Queries per scoring block of `topk`. Why public: the float32 proposals of a block depend on
+        its shape, so an engine that splits queries across workers cuts at multiples of this."""
+        return max(1, min(4096, _BLOCK_FLOATS // max(self.n_docs, 1))) * (8 if cuda else 1)
+
+    def prepare(self) -> "BM25Index":
+        """Builds the float32 scoring parts now, so copies sent to other processes carry them."""
+        if self.n_docs:
+            self._fast_parts()
+        return self
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_cuda_scorer": None}  # a GPU copy never travels between processes
+
     def topk(self, queries: list[list[str]], k: int, exclude: list[set[int]] | None = None,
              progress: bool = False, *, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
         """Best k docs per query: (int64 indices, float32 scores), shape (n, k), best first, ties by
@@ -197,7 +211,7 @@ class BM25Index:
         if n == 0 or k == 0 or self.n_docs == 0:
             return out_idx, out_scores.astype(np.float32)
         use_cuda = device.startswith("cuda") and cuda_available()
-        step = max(1, min(4096, _BLOCK_FLOATS // self.n_docs)) * (8 if use_cuda else 1)
+        step = self.query_step(use_cuda)
         buffer = None if use_cuda else np.empty((min(step, n), self.n_docs), np.float32)
         with tqdm(total=n, unit="query", desc="BM25 top-k", disable=not progress) as bar:
             for start in range(0, n, step):

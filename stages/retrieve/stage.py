@@ -14,6 +14,7 @@ from schemas.errors import UserError
 from stages.base import Artifacts, Stage, StageStats
 from stages.retrieve.bm25 import BM25Index, tokenize_many
 from stages.embed.symbols import symbol_run_features
+from stages.scale import LocalEngine
 from stages.text import normalize_text, retrieval_view
 
 
@@ -57,9 +58,10 @@ class Retrieve(Stage):
     version = "1"
 
     def __init__(self, candidates: int, k: int, tokens: str = "words", progress: bool = True, device: str = "cpu",
-                 task_kind: str = "mt"):
+                 task_kind: str = "mt", engine: Any = None):
         self.candidates, self.k, self.tokens, self.progress = candidates, k, tokens, progress
-        self.device = device  # exact either way, so not part of the fingerprint
+        # exact either way, so neither is part of the fingerprint
+        self.device, self.engine = device, engine or LocalEngine()
         self.task_kind = task_kind
 
     def params(self) -> dict[str, Any]:
@@ -83,15 +85,15 @@ class Retrieve(Stage):
         index = BM25Index(tokenize(pool_sources))
         shared = same_source_exclusions(groups)
         exclude_pool = [shared.get(int(g), {i}) for i, g in enumerate(groups)]
-        pool_idx, pool_scores = index.topk(tokenize(pool_sources), self.candidates,
-                                           exclude=exclude_pool, progress=self.progress, device=self.device)
+        pool_idx, pool_scores = self.engine.topk(index, tokenize(pool_sources), self.candidates,
+                                                 exclude_pool, self.progress, device=self.device)
         test_sources = tests.column("source").to_pylist()
         first_row = np.empty(len(keys), dtype=np.int64)
         first_row[groups[::-1]] = np.arange(len(groups))[::-1]
         exclude_test = [shared.get(keys[key], {int(first_row[keys[key]])}) if key in keys else set()
                         for key in (group_key(s, self.task_kind) for s in test_sources)]
-        test_idx, test_scores = index.topk(tokenize(test_sources), self.candidates,
-                                           exclude=exclude_test, progress=self.progress, device=self.device)
+        test_idx, test_scores = self.engine.topk(index, tokenize(test_sources), self.candidates,
+                                                 exclude_test, self.progress, device=self.device)
         stats.rows_in = len(pool_sources) + len(test_sources)
         stats.rows_out = stats.rows_in
         stats.counters["pool_rows_sharing_a_source"] = int(sum(len(v) for v in shared.values()))

@@ -1,0 +1,135 @@
+"""`RayEngine`: BM25 top-k and embedding as Ray Data jobs, byte-identical to `LocalEngine`.
+
+Retrieve: the index goes into the object store once; the queries are cut into shards of whole
+`BM25Index.query_step` blocks aligned to the local block boundaries (queries [s, s + m * step)),
+and each shard is scored by `index.topk` on exactly those rows and their exclusion sets, so every
+float32 block has the shape it has locally (the exact float64 re-scoring of `BM25Index.topk` already
+makes the top-k independent of the block shape; the alignment also keeps every float32 proposal,
+and so every row's path through the margin test, as it is locally). Embed: the cache misses are cut into the
+`CachedEmbedder` chunks the local path makes; an actor pool (one embedder load per actor, one GPU
+per actor when the build runs on CUDA) embeds one chunk per call and the driver writes each as
+one cache shard as it arrives. Results carry their position and are put back in place.
+
+Fault tolerance is Ray Data's: it creates pool actors with `max_restarts=-1` and
+`max_task_retries=-1` (its defaults for actor pools, checked in Ray 2.60; setting them again here
+is deprecated there), so a killed actor is restarted and its call retried; a call always redoes a
+whole shard or chunk, so a killed worker changes no byte (tests/test_engine_ray.py kills one).
+Ray starts lazily on the first job: a fully cached rebuild never starts it.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+from typing import Any, Iterator
+
+import numpy as np
+
+from schemas.errors import UserError
+from stages.base import fingerprint
+from stages.scale.ray_workers import ChunkEmbedder, ShardScorer, pack, unpack
+
+SHARDS_PER_WORKER = 4  # more shards than workers: balance, and a retry redoes less
+
+
+class RayEngine:
+    """`workers`: actors per job (None: every CPU, or with device cuda every GPU, of the cluster).
+    `address`: a running cluster to join (None: start a local Ray with `workers` CPUs, shut down by
+    `close`). `device`: where embedding actors run; cuda asks one GPU per actor."""
+
+    name = "ray"
+
+    def __init__(self, workers: int | None = None, address: str | None = None, progress: bool = True,
+                 device: str = "cpu"):
+        if workers is not None and workers < 1:
+            raise UserError(f"--workers must be >= 1, got {workers}")
+        self.workers, self.address, self.progress, self.device = workers, address, progress, device
+        self._started = False
+
+    def _ray(self):
+        import ray
+
+        if not ray.is_initialized():
+            quiet = {"logging_level": logging.WARNING, "log_to_driver": False, "include_dashboard": False}
+            if self.address:
+                ray.init(address=self.address, **quiet)
+            else:
+                ray.init(address="local", num_cpus=self.workers or os.cpu_count(), **quiet)
+                self._started = True
+        return ray
+
+    def _pool_size(self, ray, resource: str) -> int:
+        available = int(ray.cluster_resources().get(resource, 0))
+        if available < 1:
+            raise UserError(f"--engine ray with --device {self.device}: the Ray cluster has no {resource}; "
+                            "use --device cpu or join a cluster that has one")
+        return self.workers or available
+
+    def _run(self, actor: type, constructor_args: tuple, rows: list[dict], progress: bool,
+             gpu: bool = False) -> Iterator[tuple[int, Any]]:
+        """Maps `actor` over `rows` (one row per call) in an actor pool; yields (position, result)."""
+        from ray.data import DataContext
+
+        ray = self._ray()
+        context = DataContext.get_current()  # Ray Data draws its own bars: off with --no-progress
+        context.enable_progress_bars = context.enable_operator_progress_bars = progress
+        context.print_on_execution_start = progress
+        logging.getLogger("ray.data").setLevel(logging.INFO if progress else logging.ERROR)  # its text progress too
+        size = min(self._pool_size(ray, "GPU" if gpu else "CPU"), len(rows))
+        dataset = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
+            actor, fn_constructor_args=constructor_args, batch_size=1, compute=ray.data.ActorPoolStrategy(size=size),
+            num_gpus=1 if gpu else 0, num_cpus=0 if gpu else 1)
+        for row in dataset.iter_rows():
+            yield int(row["position"]), unpack(row["payload"])
+
+    def topk(self, index, queries: list[list[str]], k: int, exclude: list[set[int]] | None = None,
+             progress: bool = False, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+        """`index.topk` over query shards on the cluster, the same bytes; `device` is not used
+        (the actors score on CPU; the result is exact either way)."""
+        if exclude is not None and len(exclude) != len(queries):
+            raise UserError(f"BM25 top-k: exclude has {len(exclude)} entries for {len(queries)} queries; "
+                            "give one set per query")
+        n = len(queries)
+        if n == 0 or k == 0 or index.n_docs == 0:
+            return index.topk(queries, k, exclude=exclude)
+        step = index.query_step()
+        shards = SHARDS_PER_WORKER * self._pool_size(self._ray(), "CPU")
+        shard = step * max(1, math.ceil(math.ceil(n / step) / shards))  # whole blocks: [s, s + m * step)
+        rows = [{"position": start, "payload": pack((queries[start:start + shard],
+                                                     None if exclude is None else exclude[start:start + shard]))}
+                for start in range(0, n, shard)]
+        index_ref = self._ray().put(index.prepare())  # held here until the job ends
+        out_idx, out_scores, filled = np.full((n, k), -1, np.int64), np.full((n, k), -np.inf, np.float32), 0
+        for start, (idx, scores) in self._run(ShardScorer, ([index_ref], k), rows,
+                                                progress and self.progress):
+            out_idx[start:start + len(idx)], out_scores[start:start + len(idx)] = idx, scores
+            filled += len(idx)
+        if filled != n:
+            raise RuntimeError(f"Ray BM25 job returned {filled} of {n} query rows")
+        return out_idx, out_scores
+
+    def embed(self, embedder: Any, texts: list[str]) -> np.ndarray:
+        """The cache misses of a `CachedEmbedder` built with a `factory`, chunk by chunk on the
+        cluster; any other embedder (the symbol embedders: microseconds a text) on the driver."""
+        factory = getattr(embedder, "factory", None)
+        if factory is None or not hasattr(embedder, "embed_with"):
+            return embedder.embed(texts)
+        identity = fingerprint(embedder.identity())
+        gpu = self.device.startswith("cuda")
+        return embedder.embed_with(texts, lambda chunks: self._run(
+            ChunkEmbedder, (factory, identity), [{"position": i, "payload": pack(c)} for i, c in enumerate(chunks)],
+            self.progress, gpu=gpu))
+
+    def close(self) -> None:
+        """Shuts down a Ray this engine started; a joined cluster (or a Ray the caller started) is left alone."""
+        if self._started:
+            import ray
+
+            ray.shutdown()
+            self._started = False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
