@@ -35,12 +35,18 @@ class Components:
         return self._embedder_factory(progress)()
 
     def _embedder_factory(self, progress: bool):
-        """A picklable maker of the embedder: what Ray workers call to load their own copy."""
+        """A picklable maker of the embedder: what Ray workers call to load their own copy. Paths go
+        in absolute: a worker of a joined cluster runs in another working directory."""
         from stages.embed.models import make_embedder
 
-        return functools.partial(make_embedder, self.config.task.embedder, device=self.options.device,
+        spec = self.config.task.embedder
+        model = Path(spec.model).expanduser()
+        if spec.model != "default" and model.is_dir():
+            spec = spec.model_copy(update={"model": str(model.resolve())})
+        return functools.partial(make_embedder, spec, device=self.options.device,
                                  batch_size=self.options.batch_size, progress=progress,
-                                 fast=not self.options.exact_embeddings, model_cache=self.cache_root / "embeddings")
+                                 fast=not self.options.exact_embeddings,
+                                 model_cache=(self.cache_root / "embeddings").resolve())
 
     def plain_embedder(self):
         """The embedder without the on-disk cache: what a server embeds (each request's input)

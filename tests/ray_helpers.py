@@ -5,6 +5,7 @@ import os
 import signal
 from pathlib import Path
 
+from stages.embed.models import SymbolBagEmbedder
 from stages.retrieve.bm25 import BM25Index
 
 
@@ -50,3 +51,65 @@ class KillOnceIndex(BM25Index):
     def topk(self, *args, **kwargs):
         kill_once(self.marker)
         return super().topk(*args, **kwargs)
+
+
+class PidActor:
+    """A Ray Data actor that holds each call `seconds` (a busy shard) and answers with its pid."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+
+    def __call__(self, batch):
+        import time
+
+        from stages.scale.ray_workers import result_batch
+
+        time.sleep(self.seconds)
+        return result_batch(int(batch["position"][0]), os.getpid())
+
+
+class OtherIdentityFactory:
+    """Makes a symbol embedder whose identity differs from the driver's (another node's packages)."""
+
+    def __call__(self):
+        return _OtherIdentity()
+
+
+class _OtherIdentity(SymbolBagEmbedder):
+    def identity(self) -> dict:
+        return {**super().identity(), "runtime": "another node"}
+
+
+class FailingFactory:
+    """Makes a symbol embedder whose `embed` fails with a plain error (a bug, not a user's setting)."""
+
+    def __call__(self):
+        return _Failing()
+
+
+class _Failing(SymbolBagEmbedder):
+    def embed(self, texts):
+        raise ValueError("embedding exploded in the worker")
+
+
+class PrepareCountingIndex(BM25Index):
+    """Counts `prepare` calls in this process: one per copy the engine ships to the object store."""
+
+    prepared = 0
+
+    def prepare(self):
+        type(self).prepared += 1
+        return super().prepare()
+
+
+class ExportCountingEmbedder(SymbolBagEmbedder):
+    """Stands in for the CPU int8 embedder: `onnx` is set and `model()` (the load that exports the
+    encoder) is counted, so a test sees whether the driver exported before the actors start."""
+
+    onnx = True
+
+    def __init__(self):
+        self.loads = 0
+
+    def model(self):
+        self.loads += 1

@@ -245,3 +245,20 @@ def test_bench_runs_at_tiny_shape(one_thread, tmp_path):
     assert [r["setting"] for r in results] == ["padded:2", "padding_free:4"]
     assert all(r["tokens_per_s"] > 0 and r["timed_tokens"] > 0 for r in results)
     assert json.loads(output.read_text())["shape"] == "tiny"
+
+
+def test_only_the_main_process_builds_the_comet_scorer(workspace, monkeypatch, tmp_path):
+    """Under a data-parallel launch the other ranks only wait at the probe barrier: no COMET copy."""
+    from trainer import metrics, sft
+
+    built = []
+    monkeypatch.setattr(metrics, "Comet", lambda path: built.append(path) or metrics.chrf_similarity)
+    checkpoint = tmp_path / "model.ckpt"
+    checkpoint.write_text("not loaded")
+    cfg = TrainConfig(data=workspace["data"], model=workspace["model"], comet_path=str(checkpoint),
+                      probe_every=5, limit=1)
+    version = open_version(cfg.data)
+    sft.probe_callback(cfg, None, tmp_path, version, is_main=False)
+    assert built == []
+    sft.probe_callback(cfg, None, tmp_path, version, is_main=True)
+    assert built == [str(checkpoint)]

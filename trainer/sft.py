@@ -128,15 +128,17 @@ def effective_batch(cfg: TrainConfig, world_size: int) -> int:
     return cfg.batch_size * cfg.grad_accum * world_size
 
 
-def probe_callback(cfg: TrainConfig, tokenizer, output: Path, version: Version):
+def probe_callback(cfg: TrainConfig, tokenizer, output: Path, version: Version, is_main: bool = True):
+    """Probes run on the main process only (the others wait at a barrier), so only it builds the
+    similarity: COMET-22 is a large model, and N copies of it would only take memory."""
     from trainer.callbacks import ProbeCallback
-    from trainer.metrics import similarity_function
+    from trainer.metrics import chrf_similarity, similarity_function
     from trainer.probe import probe_rows
 
     header = {"regime": cfg.regime, "model": cfg.model, "dataset": version.identity(),
               "similarity": "comet" if cfg.comet_path else "chrf", "every": cfg.probe_every}
-    return ProbeCallback(probe_rows(cfg.data, cfg.limit), tokenizer,
-                         similarity_function(cfg.comet_path), cfg.probe_every,
+    similarity = similarity_function(cfg.comet_path) if is_main else chrf_similarity  # never called there
+    return ProbeCallback(probe_rows(cfg.data, cfg.limit), tokenizer, similarity, cfg.probe_every,
                          output / "probes.json", header, cfg.gen_batch_size, cfg.max_new_tokens)
 
 
@@ -168,7 +170,7 @@ def make_trainer(cfg: TrainConfig, version: Version, rows, tokenizer, settings: 
     bar = not args.disable_tqdm
     callbacks = [] if bar else [ProgressLines()]
     if cfg.probe_every > 0:
-        callbacks.append(probe_callback(cfg, tokenizer, Path(args.output_dir), version))
+        callbacks.append(probe_callback(cfg, tokenizer, Path(args.output_dir), version, processes.is_main))
     processes.say(f"loading model {cfg.model} on {processes.device} ({settings.dtype_name})")
     model = load_model(cfg.model, settings, cfg.attn_implementation, processes.device)
     processes.say(f"adding LoRA (r={cfg.lora_r}, {cfg.lora_targets}) and tokenising {len(rows)} "

@@ -139,8 +139,7 @@ class CachedEmbedder:
         missing = [key for key in first_row if key not in self.store]
         chunks = [missing[start:start + self.chunk_size] for start in range(0, len(missing), self.chunk_size)]
         if chunks:
-            for number, vectors in run([[texts[first_row[key]] for key in chunk] for chunk in chunks]):
-                self._keep(chunks[number], vectors)
+            self._keep_all(chunks, run([[texts[first_row[key]] for key in chunk] for chunk in chunks]))
         self.stats["texts"] += len(texts)
         self.stats["unique"] += len(first_row)
         self.stats["cache_hits"] += len(first_row) - len(missing)
@@ -148,6 +147,19 @@ class CachedEmbedder:
         if not texts and self.store.dim is None:
             return np.asarray(self.inner.embed([]), dtype=np.float32)
         return self.store.gather(keys)
+
+    def _keep_all(self, chunks: list[list[bytes]], results: Iterable[tuple[int, Any]]) -> None:
+        """Keeps every chunk `run` returned, and checks each came back exactly once: a lost chunk
+        is one clear error here, not a missing key later in `gather`."""
+        arrived: set[int] = set()
+        for number, vectors in results:
+            if number in arrived or not 0 <= number < len(chunks):
+                raise RuntimeError(f"embedding returned chunk {number} again or out of range (0-{len(chunks) - 1})")
+            arrived.add(number)
+            self._keep(chunks[number], vectors)
+        if len(arrived) != len(chunks):
+            raise RuntimeError(f"embedding returned {len(arrived)} of {len(chunks)} chunks; "
+                               f"{len(chunks) - len(arrived)} never came back (their texts are not in the cache)")
 
     def _keep(self, keys: list[bytes], vectors: Any) -> None:
         vectors = np.asarray(vectors, dtype=np.float32)

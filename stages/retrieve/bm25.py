@@ -111,6 +111,10 @@ class BM25Index:
         data = self._weight(self.idf[counts.indices], counts.data, dl) if counts.nnz else counts.data
         return sp.csr_matrix((data, counts.indices, counts.indptr), shape=counts.shape)
 
+    def query_matrix(self, queries: list[list[str]]) -> sp.csr_matrix:
+        """The queries as term-count rows, what `topk` scores; public for engines (see `topk`)."""
+        return self._query_matrix(queries)
+
     def _query_matrix(self, queries: list[list[str]]) -> sp.csr_matrix:
         """Query x term counts (a repeated token counts each time); unknown tokens score 0, so dropped."""
         if isinstance(queries, str) or not isinstance(queries, (list, tuple)):
@@ -195,15 +199,16 @@ class BM25Index:
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_cuda_scorer": None}  # a GPU copy never travels between processes
 
-    def topk(self, queries: list[list[str]], k: int, exclude: list[set[int]] | None = None,
+    def topk(self, queries: list[list[str]] | sp.csr_matrix, k: int, exclude: list[set[int]] | None = None,
              progress: bool = False, *, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
         """Best k docs per query: (int64 indices, float32 scores), shape (n, k), best first, ties by
         lower index. `exclude[i]` lists doc indices query i must never get. Where fewer than k docs
         are left the row is padded with index -1 and score -inf. device="cuda" scores on the GPU
-        when torch sees one (same exact re-scoring on the CPU afterwards)."""
+        when torch sees one (same exact re-scoring on the CPU afterwards). `queries` may also be rows
+        of `query_matrix` (what an engine's workers get: they need no vocabulary)."""
         from tqdm.auto import tqdm
 
-        query_matrix = self._query_matrix(queries)
+        query_matrix = queries if sp.issparse(queries) else self._query_matrix(queries)
         n, k = query_matrix.shape[0], self._check_k(k)
         excluded = self._check_exclude(exclude, n)
         out_idx, out_scores = np.full((n, k), -1, np.int64), np.full((n, k), -np.inf)

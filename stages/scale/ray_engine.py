@@ -1,6 +1,7 @@
 """`RayEngine`: BM25 top-k and embedding as Ray Data jobs, byte-identical to `LocalEngine`.
 
-Retrieve: the index goes into the object store once; the queries are cut into shards of whole
+Retrieve: the index goes into the object store once per engine, without its vocabulary (the driver
+turns the queries into term-count rows and ships those); the queries are cut into shards of whole
 `BM25Index.query_step` blocks aligned to the local block boundaries (queries [s, s + m * step)),
 and each shard is scored by `index.topk` on exactly those rows and their exclusion sets, so every
 float32 block has the shape it has locally (the exact float64 re-scoring of `BM25Index.topk` already
@@ -11,15 +12,18 @@ per actor when the build runs on CUDA) embeds one chunk per call and the driver 
 one cache shard as it arrives. Results carry their position and are put back in place.
 
 Fault tolerance is Ray Data's: it creates pool actors with `max_restarts=-1` and
-`max_task_retries=-1` (its defaults for actor pools, checked in Ray 2.60; setting them again here
-is deprecated there), so a killed actor is restarted and its call retried; a call always redoes a
-whole shard or chunk, so a killed worker changes no byte (tests/test_engine_ray.py kills one).
-Ray starts lazily on the first job: a fully cached rebuild never starts it.
+`max_task_retries=-1` (its defaults for actor pools, checked in Ray 2.60), so a killed actor is
+restarted and its call retried; a call always redoes a whole shard or chunk, so a killed worker
+changes no byte (tests/test_engine_ray.py kills one). The restarts are not bounded: in Ray 2.60
+`max_restarts` reaches the actors only through `map_batches(**ray_remote_args)`, which is
+deprecated there (to be removed in 2.64), so an actor that is OOM-killed on every try is retried
+until the build is stopped. Ray starts lazily on the first job: a fully cached rebuild never starts it.
 """
 from __future__ import annotations
 
+import contextlib
+import copy
 import logging
-import math
 import os
 from typing import Any, Iterator
 
@@ -27,9 +31,26 @@ import numpy as np
 
 from schemas.errors import UserError
 from stages.base import fingerprint
-from stages.scale.ray_workers import ChunkEmbedder, ShardScorer, pack, unpack
+from stages.scale.ray_workers import ChunkEmbedder, ShardScorer, pack, unpack, worker_error
+from stages.scale.sharding import shard_rows
 
-SHARDS_PER_WORKER = 4  # more shards than workers: balance, and a retry redoes less
+
+@contextlib.contextmanager
+def ray_data_errors_unprinted():
+    """Ray Data logs a failed job's traceback on the console before raising it; the engine raises
+    it again as one line, so the console copy goes (Ray's session log file keeps it)."""
+    handlers = [h for h in logging.getLogger("ray.data").handlers if type(h).__name__ != "SessionFileHandler"]
+
+    def below_error(record: logging.LogRecord) -> bool:
+        return record.levelno < logging.ERROR
+
+    for handler in handlers:
+        handler.addFilter(below_error)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(below_error)
 
 
 class RayEngine:
@@ -43,8 +64,12 @@ class RayEngine:
                  device: str = "cpu"):
         if workers is not None and workers < 1:
             raise UserError(f"--workers must be >= 1, got {workers}")
+        if device.startswith("cuda") and device != "cuda":
+            raise UserError(f"--engine ray --device {device}: each Ray actor sees only the GPU Ray gives it; "
+                            "pass --device cuda")
         self.workers, self.address, self.progress, self.device = workers, address, progress, device
         self._started = False
+        self._index_refs: dict[int, tuple[Any, Any]] = {}  # id(index) -> (index, its object ref)
 
     def _ray(self):
         import ray
@@ -63,11 +88,16 @@ class RayEngine:
         if available < 1:
             raise UserError(f"--engine ray with --device {self.device}: the Ray cluster has no {resource}; "
                             "use --device cpu or join a cluster that has one")
+        if self.workers is not None and self.workers > available:
+            raise UserError(f"--workers {self.workers}: the Ray cluster has {available} {resource}(s), one per "
+                            f"actor; pass --workers {available} or less")
         return self.workers or available
 
-    def _run(self, actor: type, constructor_args: tuple, rows: list[dict], progress: bool,
+    def _run(self, job: str, actor: type, constructor_args: tuple, rows: list[dict], progress: bool,
              gpu: bool = False) -> Iterator[tuple[int, Any]]:
-        """Maps `actor` over `rows` (one row per call) in an actor pool; yields (position, result)."""
+        """Maps `actor` over `rows` (one row per call) in an actor pool; yields (position, result).
+        One call in flight per actor: a row is a whole shard or chunk, so queueing a second on a busy
+        actor buys nothing and (Ray Data's default) let the first ready actor take every row."""
         from ray.data import DataContext
 
         ray = self._ray()
@@ -76,11 +106,26 @@ class RayEngine:
         context.print_on_execution_start = progress
         logging.getLogger("ray.data").setLevel(logging.INFO if progress else logging.ERROR)  # its text progress too
         size = min(self._pool_size(ray, "GPU" if gpu else "CPU"), len(rows))
+        pool = ray.data.ActorPoolStrategy(size=size, max_tasks_in_flight_per_actor=1)
         dataset = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
-            actor, fn_constructor_args=constructor_args, batch_size=1, compute=ray.data.ActorPoolStrategy(size=size),
+            actor, fn_constructor_args=constructor_args, batch_size=1, compute=pool,
             num_gpus=1 if gpu else 0, num_cpus=0 if gpu else 1)
-        for row in dataset.iter_rows():
-            yield int(row["position"]), unpack(row["payload"])
+        try:
+            with ray_data_errors_unprinted():
+                for row in dataset.iter_rows():
+                    yield int(row["position"]), unpack(row["payload"])
+        except ray.exceptions.RayError as error:
+            raise worker_error(job, error) from None
+
+    def _index_ref(self, index):
+        """One object-store copy of `index` per engine: Retrieve scores pool and test queries
+        against the same index, and a second `put` would ship and hold it twice."""
+        held = self._index_refs.get(id(index))
+        if held is None or held[0] is not index:
+            shipped = copy.copy(index.prepare())
+            shipped.vocab = None  # the driver turns queries into term rows: workers need no vocabulary
+            held = self._index_refs[id(index)] = (index, self._ray().put(shipped))
+        return held[1]
 
     def topk(self, index, queries: list[list[str]], k: int, exclude: list[set[int]] | None = None,
              progress: bool = False, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
@@ -92,16 +137,14 @@ class RayEngine:
         n = len(queries)
         if n == 0 or k == 0 or index.n_docs == 0:
             return index.topk(queries, k, exclude=exclude)
-        step = index.query_step()
-        shards = SHARDS_PER_WORKER * self._pool_size(self._ray(), "CPU")
-        shard = step * max(1, math.ceil(math.ceil(n / step) / shards))  # whole blocks: [s, s + m * step)
-        rows = [{"position": start, "payload": pack((queries[start:start + shard],
+        shard = shard_rows(n, index.n_docs, index.query_step(), self._pool_size(self._ray(), "CPU"))
+        matrix = index.query_matrix(queries)
+        rows = [{"position": start, "payload": pack((matrix[start:start + shard],
                                                      None if exclude is None else exclude[start:start + shard]))}
                 for start in range(0, n, shard)]
-        index_ref = self._ray().put(index.prepare())  # held here until the job ends
         out_idx, out_scores, filled = np.full((n, k), -1, np.int64), np.full((n, k), -np.inf, np.float32), 0
-        for start, (idx, scores) in self._run(ShardScorer, ([index_ref], k), rows,
-                                                progress and self.progress):
+        for start, (idx, scores) in self._run("retrieve (BM25 top-k)", ShardScorer, ([self._index_ref(index)], k),
+                                                rows, progress and self.progress):
             out_idx[start:start + len(idx)], out_scores[start:start + len(idx)] = idx, scores
             filled += len(idx)
         if filled != n:
@@ -116,12 +159,18 @@ class RayEngine:
             return embedder.embed(texts)
         identity = fingerprint(embedder.identity())
         gpu = self.device.startswith("cuda")
-        return embedder.embed_with(texts, lambda chunks: self._run(
-            ChunkEmbedder, (factory, identity), [{"position": i, "payload": pack(c)} for i, c in enumerate(chunks)],
-            self.progress, gpu=gpu))
+
+        def run(chunks: list[list[str]]) -> Iterator[tuple[int, Any]]:
+            if getattr(embedder.inner, "onnx", False):  # CPU int8: export once here, not in every actor
+                embedder.inner.model()
+            return self._run("embed", ChunkEmbedder, (factory, identity),
+                             [{"position": i, "payload": pack(c)} for i, c in enumerate(chunks)], self.progress, gpu=gpu)
+
+        return embedder.embed_with(texts, run)
 
     def close(self) -> None:
         """Shuts down a Ray this engine started; a joined cluster (or a Ray the caller started) is left alone."""
+        self._index_refs.clear()
         if self._started:
             import ray
 

@@ -2,14 +2,15 @@
 handles one shard per call. Kept in their own module so Ray workers import them by name and never
 pickle a class defined in the driver.
 
-Rows travel as pickled payloads (`pack`/`unpack`): a shard's token lists and exclusion sets in, its
-(idx, scores) or vectors out, with the shard's start or chunk number beside them, so the driver
-puts every result back in place whatever order the results come in.
+Rows travel as pickled payloads (`pack`/`unpack`): a shard's query term-count rows and exclusion
+sets in, its (idx, scores) or vectors out, with the shard's start or chunk number beside them, so
+the driver puts every result back in place whatever order the results come in.
 """
 from __future__ import annotations
 
 import pickle
-from typing import Any, Callable
+import re
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -30,6 +31,35 @@ def result_batch(position: int, value: Any) -> dict[str, np.ndarray]:
     payload = np.empty(1, dtype=object)
     payload[0] = pack(value)
     return {"position": np.array([position], dtype=np.int64), "payload": payload}
+
+
+def worker_error(job: str, error: BaseException) -> Exception:
+    """What the driver raises for a failed Ray job: a `UserError` raised in a worker (an actor's
+    identity check) comes back as itself, one line for the CLI, not as Ray's traceback; any other
+    failure as one line naming the job and the worker's own error line (Ray Data wraps it in a
+    "UDF failed to process a data block" whose text still holds the root cause's line)."""
+    texts = []
+    for cause in _causes(error):
+        if isinstance(cause, UserError):
+            return UserError(str(cause).strip().splitlines()[0])
+        texts.append(str(cause))
+    lines = [line.strip() for text in texts for line in text.splitlines()
+             if re.match(r"[\w.]+(Error|Exception|Exit)\b", line)]
+    for line in lines:
+        if line.startswith(("UserError: ", "schemas.errors.UserError: ")):
+            return UserError(line.split("UserError: ", 1)[1])
+    own = [line for line in lines if not line.startswith("ray.")]  # the root cause comes first
+    first = (own or lines or [type(error).__name__])[0]
+    return UserError(f"the Ray {job} job failed in a worker: {first}")
+
+
+def _causes(error: BaseException) -> Iterator[BaseException]:
+    """`error` and what caused it: Ray's `cause` attribute, then Python's own chain."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        yield error
+        error = getattr(error, "cause", None) or error.__cause__ or error.__context__
 
 
 class ShardScorer:
