@@ -54,10 +54,18 @@ class KillOnceIndex(BM25Index):
 
 
 class PidActor:
-    """A Ray Data actor that holds each call `seconds` (a busy shard) and answers with its pid."""
+    """A Ray Data actor that holds each call `seconds` (a busy shard) and answers with its pid. The
+    first actor is ready at once, every later one `late` seconds after (a slower node, a bigger
+    index to fetch): the case where the first ready actor used to take every row."""
 
-    def __init__(self, seconds: float):
+    def __init__(self, seconds: float, late: float, marker: Path):
+        import time
+
         self.seconds = seconds
+        try:
+            open(marker, "x").close()
+        except FileExistsError:
+            time.sleep(late)
 
     def __call__(self, batch):
         import time

@@ -85,11 +85,11 @@ def test_topk_shards_aligned_to_blocks_give_the_local_bytes_and_ship_the_index_o
     assert shipped.vocab is None and index.vocab  # workers get term rows, not tokens
 
 
-def test_two_busy_rows_on_two_workers_run_on_two_actors(ray_cluster):
+def test_two_busy_rows_on_two_workers_run_on_two_actors(ray_cluster, tmp_path):
     """Ray Data's default lets the first ready actor queue several calls: both rows ran on one."""
     engine = make_engine("ray", workers=2, progress=False)
     rows = [{"position": i, "payload": pack(None)} for i in range(2)]
-    pids = dict(engine._run("test", PidActor, (2.0,), rows, False))
+    pids = dict(engine._run("test", PidActor, (4.0, 1.0, tmp_path / "first"), rows, False))
     assert sorted(pids) == [0, 1] and pids[0] != pids[1]
 
 
