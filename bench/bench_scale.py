@@ -2,7 +2,7 @@
 workers on this machine, against the local engine in the same run; then a projection for 1M and 10M
 pools from the measured per-worker throughput.
 
-Each configuration starts its own local Ray (`num_cpus` = workers); Ray's start-up and the actor
+Each configuration starts its own local Ray (every CPU; `workers` actors per job); Ray's start-up and the actor
 pool's model loads are timed apart from the job. Every Ray result is checked byte for byte against
 the local engine's. The projection's BM25 rate is measured on one thread over a 1M-doc pool
 (`--large-docs`). Retrieval: a synthetic pool of sentence-length sources (Zipf words), every row a
@@ -71,7 +71,7 @@ def run_embed(engine, factory, root: Path, texts: list[str]) -> tuple[np.ndarray
 
 
 def ray_round(workers: int, index, queries, exclude, factory, root: Path, texts, reference) -> dict:
-    """One local Ray with `workers` CPUs: its start-up, a one-row job of each kind (every job starts
+    """One local Ray with `workers` actors per job: its start-up, a one-row job of each kind (every job starts
     its own actor pool: actor start, index fetch or model load; the fixed cost of a job), then the
     timed jobs (fixed cost included); results compared with the local engine's."""
     with make_engine("ray", workers=workers, progress=False) as engine:

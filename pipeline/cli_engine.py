@@ -32,6 +32,7 @@ def engine_from_args(args: argparse.Namespace, progress: bool):
     given = [flag for flag, value in (("--workers", args.workers), ("--ray-address", args.ray_address))
              if value is not None]
     if given and args.engine != "ray":
-        raise UserError(f"{' and '.join(given)} apply only with --engine ray; add --engine ray or drop them")
+        raise UserError(f"{' and '.join(given)} {'apply' if len(given) > 1 else 'applies'} only with --engine ray; "
+                        "add --engine ray or drop them")
     address = args.ray_address or os.environ.get("RAY_ADDRESS") or None
     return make_engine(args.engine, workers=args.workers, address=address, progress=progress, device=args.device)

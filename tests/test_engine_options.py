@@ -25,7 +25,7 @@ SMALL = ["--pool-size", "300", "--test-size", "40", "--ood-size", "20", "--probe
 def test_ray_options_without_engine_ray_are_one_error_line(tmp_path, flags):
     code, stdout, stderr = run_pipeline("build", "--task", "align-synth", "--out", str(tmp_path), *SMALL, *flags)
     assert code == 2 and stdout == "" and stderr.count("\n") == 1
-    assert stderr.startswith(f"error: {flags[0]} apply only with --engine ray")
+    assert stderr.startswith(f"error: {flags[0]} applies only with --engine ray")
 
 
 def test_ray_address_from_the_environment_reaches_the_engine(tmp_path, monkeypatch):
@@ -75,3 +75,20 @@ def test_worker_factory_carries_absolute_paths(tmp_path, monkeypatch):
     factory = Components(BuildConfig(task=task), RunOptions(), Path("cache"))._embedder_factory(False)
     assert factory.args[0].model == str(tmp_path / "models" / "mini")
     assert factory.keywords["model_cache"] == tmp_path / "cache" / "embeddings"
+
+
+def test_a_local_ray_gets_this_machines_cpus_so_too_many_workers_are_refused(monkeypatch):
+    """Starting the local Ray with --workers CPUs would run 64 actors on 2 cores without a word."""
+    import os
+
+    import ray
+
+    started = {}
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", lambda **kwargs: started.update(kwargs))
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": float(started["num_cpus"])})
+    engine = make_engine("ray", workers=os.cpu_count() + 1, progress=False)
+    with pytest.raises(UserError, match=f"the Ray cluster has {os.cpu_count()} CPU"):
+        engine._pool_size(engine._ray(), "CPU")
+    assert started["num_cpus"] == os.cpu_count()
+    engine._started = False  # nothing was started for real

@@ -79,7 +79,9 @@ class RayEngine:
             if self.address:
                 ray.init(address=self.address, **quiet)
             else:
-                ray.init(address="local", num_cpus=self.workers or os.cpu_count(), **quiet)
+                # every CPU of this machine, never more: --workers above that is refused by
+                # `_pool_size` rather than run as that many actors on fewer cores
+                ray.init(address="local", num_cpus=os.cpu_count(), **quiet)
                 self._started = True
         return ray
 
