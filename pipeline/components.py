@@ -42,7 +42,8 @@ class Components:
         spec = self.config.task.embedder
         model = Path(spec.model).expanduser()
         if spec.model != "default" and model.is_dir():
-            spec = spec.model_copy(update={"model": str(model.resolve())})
+            spec = spec.model_copy(update={"model": str(model.absolute())})  # not resolve(): the identity
+            # records the folder's name, and a symlinked folder must keep the name it was given
         return functools.partial(make_embedder, spec, device=self.options.device,
                                  batch_size=self.options.batch_size, progress=progress,
                                  fast=not self.options.exact_embeddings,

@@ -57,7 +57,10 @@ def test_shards_are_sized_by_work_in_whole_blocks():
     shard = shard_rows(10_000_000, 10_000_000, step, 8)
     assert shard % step == 0 and shard * 10_000_000 <= PAIRS_PER_SHARD  # minutes, not hours
     assert shard_rows(5000, 5000, 800, 2) == 800  # 7 blocks on 2 workers: a block a shard
-    assert shard_rows(100 * 800, 5000, 800, 2) == 13 * 800  # ceil(100 blocks / (4 a worker x 2 workers))
+    assert shard_rows(100 * 800, 5000, 800, 2) == 12 * 800  # floor(100 blocks / (4 a worker x 2 workers))
+    for blocks, workers in [(9, 2), (100, 2), (33, 4)]:  # at least 4 shards per worker where blocks allow
+        shard = shard_rows(blocks * 800, 5000, 800, workers)
+        assert -(-blocks * 800 // shard) >= 4 * workers
     assert shard_rows(10, 10**10, 1, 1) == 1  # never less than one block
 
 
@@ -75,6 +78,12 @@ def test_worker_factory_carries_absolute_paths(tmp_path, monkeypatch):
     factory = Components(BuildConfig(task=task), RunOptions(), Path("cache"))._embedder_factory(False)
     assert factory.args[0].model == str(tmp_path / "models" / "mini")
     assert factory.keywords["model_cache"] == tmp_path / "cache" / "embeddings"
+    # a symlinked model folder keeps the name it was given: the embedder identity (and so the
+    # version id) records the folder's name, whichever engine runs
+    (tmp_path / "models" / "linked").symlink_to(tmp_path / "models" / "mini")
+    task = task.model_copy(update={"embedder": EmbedderSpec(model="models/linked")})
+    factory = Components(BuildConfig(task=task), RunOptions(), Path("cache"))._embedder_factory(False)
+    assert factory.args[0].model == str(tmp_path / "models" / "linked")
 
 
 def test_a_local_ray_gets_this_machines_cpus_so_too_many_workers_are_refused(monkeypatch):

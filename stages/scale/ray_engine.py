@@ -144,13 +144,16 @@ class RayEngine:
         rows = [{"position": start, "payload": pack((matrix[start:start + shard],
                                                      None if exclude is None else exclude[start:start + shard]))}
                 for start in range(0, n, shard)]
-        out_idx, out_scores, filled = np.full((n, k), -1, np.int64), np.full((n, k), -np.inf, np.float32), 0
+        out_idx, out_scores = np.full((n, k), -1, np.int64), np.full((n, k), -np.inf, np.float32)
+        arrived: set[int] = set()
         for start, (idx, scores) in self._run("retrieve (BM25 top-k)", ShardScorer, ([self._index_ref(index)], k),
                                                 rows, progress and self.progress):
+            if start in arrived or len(idx) != min(shard, n - start):
+                raise RuntimeError(f"Ray BM25 job returned shard {start} twice or with {len(idx)} rows")
+            arrived.add(start)
             out_idx[start:start + len(idx)], out_scores[start:start + len(idx)] = idx, scores
-            filled += len(idx)
-        if filled != n:
-            raise RuntimeError(f"Ray BM25 job returned {filled} of {n} query rows")
+        if len(arrived) != len(rows):
+            raise RuntimeError(f"Ray BM25 job returned {len(arrived)} of {len(rows)} query shards")
         return out_idx, out_scores
 
     def embed(self, embedder: Any, texts: list[str]) -> np.ndarray:

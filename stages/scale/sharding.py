@@ -18,5 +18,5 @@ def shard_rows(n_queries: int, n_docs: int, step: int, workers: int) -> int:
     """Queries per shard (a multiple of `step`) for `n_queries` against `n_docs` on `workers` actors."""
     blocks = math.ceil(n_queries / step)
     by_work = max(1, PAIRS_PER_SHARD // (step * max(n_docs, 1)))
-    by_balance = max(1, math.ceil(blocks / (SHARDS_PER_WORKER * max(workers, 1))))
+    by_balance = max(1, blocks // (SHARDS_PER_WORKER * max(workers, 1)))  # floor: >= 4 shards each
     return step * min(by_work, by_balance)
