@@ -81,7 +81,7 @@ def test_topk_shards_aligned_to_blocks_give_the_local_bytes_and_ship_the_index_o
     again = engine.topk(index, docs[:700], 12, exclude[:700])  # Retrieve's second call: the test queries
     assert again[0].tobytes() == local[0][:700].tobytes()
     assert PrepareCountingIndex.prepared == 1  # one object-store copy for both jobs
-    shipped = ray_cluster.get(engine._index_refs[id(index)][1])
+    shipped = ray_cluster.get(engine._shipped[1])
     assert shipped.vocab is None and index.vocab  # workers get term rows, not tokens
 
 

@@ -69,7 +69,7 @@ class RayEngine:
                             "pass --device cuda")
         self.workers, self.address, self.progress, self.device = workers, address, progress, device
         self._started = False
-        self._index_refs: dict[int, tuple[Any, Any]] = {}  # id(index) -> (index, its object ref)
+        self._shipped: tuple[Any, Any] | None = None  # (the last index put, its object ref)
 
     def _ray(self):
         import ray
@@ -97,7 +97,8 @@ class RayEngine:
 
     def _run(self, job: str, actor: type, constructor_args: tuple, rows: list[dict], progress: bool,
              gpu: bool = False) -> Iterator[tuple[int, Any]]:
-        """Maps `actor` over `rows` (one row per call) in an actor pool; yields (position, result).
+        """Maps `actor` over `rows` (one row per call) in an actor pool; yields (position, result),
+        each row's position exactly once (checked: a lost or repeated row is an error, never a hole).
         One call in flight per actor: a row is a whole shard or chunk, so queueing a second on a busy
         actor buys nothing and (Ray Data's default) let the first ready actor take every row."""
         from ray.data import DataContext
@@ -112,22 +113,28 @@ class RayEngine:
         dataset = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
             actor, fn_constructor_args=constructor_args, batch_size=1, compute=pool,
             num_gpus=1 if gpu else 0, num_cpus=0 if gpu else 1)
+        expected, arrived = {row["position"] for row in rows}, set()
         try:
             with ray_data_errors_unprinted():
                 for row in dataset.iter_rows():
-                    yield int(row["position"]), unpack(row["payload"])
+                    position = int(row["position"])
+                    if position in arrived or position not in expected:
+                        raise RuntimeError(f"the Ray {job} job returned row {position} twice or unasked")
+                    arrived.add(position)
+                    yield position, unpack(row["payload"])
         except ray.exceptions.RayError as error:
             raise worker_error(job, error) from None
+        if arrived != expected:
+            raise RuntimeError(f"the Ray {job} job returned {len(arrived)} of {len(expected)} rows")
 
     def _index_ref(self, index):
         """One object-store copy of `index` per engine: Retrieve scores pool and test queries
         against the same index, and a second `put` would ship and hold it twice."""
-        held = self._index_refs.get(id(index))
-        if held is None or held[0] is not index:
+        if self._shipped is None or self._shipped[0] is not index:
             shipped = copy.copy(index.prepare())
             shipped.vocab = None  # the driver turns queries into term rows: workers need no vocabulary
-            held = self._index_refs[id(index)] = (index, self._ray().put(shipped))
-        return held[1]
+            self._shipped = (index, self._ray().put(shipped))
+        return self._shipped[1]
 
     def topk(self, index, queries: list[list[str]], k: int, exclude: list[set[int]] | None = None,
              progress: bool = False, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
@@ -145,15 +152,11 @@ class RayEngine:
                                                      None if exclude is None else exclude[start:start + shard]))}
                 for start in range(0, n, shard)]
         out_idx, out_scores = np.full((n, k), -1, np.int64), np.full((n, k), -np.inf, np.float32)
-        arrived: set[int] = set()
         for start, (idx, scores) in self._run("retrieve (BM25 top-k)", ShardScorer, ([self._index_ref(index)], k),
                                                 rows, progress and self.progress):
-            if start in arrived or len(idx) != min(shard, n - start):
-                raise RuntimeError(f"Ray BM25 job returned shard {start} twice or with {len(idx)} rows")
-            arrived.add(start)
+            if len(idx) != min(shard, n - start):
+                raise RuntimeError(f"Ray BM25 job returned shard {start} with {len(idx)} rows")
             out_idx[start:start + len(idx)], out_scores[start:start + len(idx)] = idx, scores
-        if len(arrived) != len(rows):
-            raise RuntimeError(f"Ray BM25 job returned {len(arrived)} of {len(rows)} query shards")
         return out_idx, out_scores
 
     def embed(self, embedder: Any, texts: list[str]) -> np.ndarray:
@@ -175,7 +178,7 @@ class RayEngine:
 
     def close(self) -> None:
         """Shuts down a Ray this engine started; a joined cluster (or a Ray the caller started) is left alone."""
-        self._index_refs.clear()
+        self._shipped = None
         if self._started:
             import ray
 
