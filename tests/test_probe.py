@@ -11,7 +11,7 @@ try:
 except ImportError:  # tests/ imported as a package
     from tests import conftest_trainer as fixtures
 
-from trainer.probe import context_weights, probe_scores
+from trainer.probe import aggregate_items, context_weights, item_scores, probe_scores
 
 
 def same(hypotheses, references, sources):
@@ -62,6 +62,15 @@ def test_means_per_test_set_and_incomplete_groups_skipped():
     assert scores["all"]["items"] == 2 and scores["all"]["icl"] == pytest.approx(0.4)
 
 
+def test_item_scores_are_kept_per_group_and_average_to_the_means():
+    rows = _group("t1") + _group("t2", "ood")
+    outputs = ["Y", "Y", "Y", "B"] + ["Y", "Q", "A", "A"]
+    items = item_scores(rows, outputs, same)
+    assert items == {"id/t1": {"iwl": 1.0, "icl": 0.6, "copy": 1.0, "copy_nongold": 1.0},
+                     "ood/t2": {"iwl": 0.0, "icl": 0.2, "copy": 0.0, "copy_nongold": 0.0}}
+    assert aggregate_items(items) == probe_scores(rows, outputs, same)
+
+
 def test_context_weights():
     assert np.allclose(context_weights([0.2, 0.6, 0.2]), [0.2, 0.6, 0.2])
     assert np.allclose(context_weights([-0.5, 1.0, 1.0]), [0.0, 0.5, 0.5])
@@ -101,6 +110,9 @@ def test_probe_command_and_curves(workspace, tmp_path):
     point = result["history"][0]
     assert point["step"] == 0 and set(point["scores"]) == {"id", "ood", "all"}
     assert point["scores"]["all"]["items"] == 4
+    assert len(point["items"]) == 4 and all(key.split("/")[0] in {"id", "ood"} for key in point["items"])
+    assert point["scores"]["all"]["icl"] == pytest.approx(
+        np.mean([item["icl"] for item in point["items"].values()]), abs=1e-5)
     later = {**result, "history": [{**point, "step": 10}]}
     second = tmp_path / "later.json"
     second.write_text(json.dumps({**later, "regime": "random"}))

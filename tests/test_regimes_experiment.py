@@ -154,7 +154,7 @@ def test_paper_scale_plan_parses_and_covers_every_regime_and_variant(capsys) -> 
 
 
 def test_final_probes_start_from_the_base_probe(tmp_path: Path, capsys) -> None:
-    from experiments.regimes.aggregate import probe_summary
+    from experiments.regimes.probe_stats import probe_summary
     from experiments.regimes.run import parse_args, regime_chain
 
     (tmp_path / "probe").mkdir()
@@ -174,3 +174,41 @@ def test_final_probes_start_from_the_base_probe(tmp_path: Path, capsys) -> None:
     probe_line = [line for line in capsys.readouterr().out.splitlines() if "trainer/probe.py" in line]
     assert len(probe_line) == 1 and "--limit 50" in probe_line[0]
     assert probe_line[0].endswith("--threads 1") and "n/probe/zero-s0.json" in probe_line[0]
+
+
+def _probe_file(path: Path, step: int, per_item: dict[str, float]) -> None:
+    """A final-probe file whose every probe scores `per_item[key]` on item `key`."""
+    items = {key: {name: value for name in ("iwl", "icl", "copy", "copy_nongold")}
+             for key, value in per_item.items()}
+    mean = sum(per_item.values()) / len(per_item)
+    scores = {"all": {**{name: mean for name in ("iwl", "icl", "copy", "copy_nongold")}, "items": len(items)}}
+    path.write_text(json.dumps({"history": [{"step": step, "scores": scores, "items": items}]}))
+
+
+def test_probe_intervals_resample_seeds_and_items(tmp_path: Path) -> None:
+    """With per-item scores a probe point gets a seed-and-item interval, the change from the base
+    is paired by item, and the copy claim compares regimes item by item."""
+    from experiments.regimes.probe_stats import judge_copy, probe_summary
+
+    (tmp_path / "probe").mkdir()
+    keys = [f"id/t{i}" for i in range(20)]
+    _probe_file(tmp_path / "probe" / "base.json", 0, {k: 0.1 for k in keys})
+    level = {"zero": 0.2, "random": 0.2, "similar": 0.8, "contrastive": 0.5}
+    for regime, value in level.items():
+        for seed in (0, 1):  # items alternate around the level, seeds shift it a little
+            per_item = {k: value + (0.05 if i % 2 else -0.05) + 0.01 * seed for i, k in enumerate(keys)}
+            _probe_file(tmp_path / "probe" / f"{regime}-s{seed}.json", 200, per_item)
+    summary = probe_summary(tmp_path)
+    final = summary["similar"]["final"]["icl"]
+    assert final["mean"] == pytest.approx(0.805) and final["low"] < 0.805 < final["high"]
+    assert 0.7 < final["low"] and final["high"] < 0.9
+    assert summary["similar"]["curve"][0]["icl"]["low"] == pytest.approx(0.1)  # the base: no spread
+    change = summary["random"]["change"]["iwl"]
+    assert change["from"] == 0 and change["to"] == 200 and change["low"] > 0
+    copy = judge_copy(summary, tmp_path)
+    assert copy["verdict"] == "supported" and copy["highest"] == "similar"
+    assert [d["pair"] for d in copy["differences"]] == ["similar - zero", "similar - random", "similar - contrastive"]
+    assert all(d["low"] > 0 for d in copy["differences"])
+    _probe_file(tmp_path / "probe" / "contrastive-s0.json", 200, {k: 0.95 for k in keys})
+    _probe_file(tmp_path / "probe" / "contrastive-s1.json", 200, {k: 0.95 for k in keys})
+    assert judge_copy(probe_summary(tmp_path), tmp_path)["verdict"] == "contradicted"

@@ -108,6 +108,7 @@ def test_probe_callback_writes_history(trained):
     for point in probes["history"]:
         assert set(point["scores"]) == {"id", "ood", "all"}
         assert 0.0 <= point["scores"]["all"]["iwl"] <= 1.0
+        assert len(point["items"]) == point["scores"]["all"]["items"]
 
 
 def test_lora_defaults_target_qkv_only():

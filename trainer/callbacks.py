@@ -31,12 +31,12 @@ class ProbeCallback(TrainerCallback):
         was_training = model.training
         model.eval()
         try:
-            scores = run_probes(model, self.tokenizer, self.rows, self.similarity,
+            point = run_probes(model, self.tokenizer, self.rows, self.similarity,
                                 self.batch_size, self.max_new_tokens, f"probes at step {step}")
         finally:
             model.train(was_training)
             self.tokenizer.padding_side = "right"
-        self.result["history"].append({"step": step, "scores": scores})
+        self.result["history"].append({"step": step, **point})
         write_json_atomically(self.output, self.result)
 
     def _at_probe_point(self, args, state, model) -> None:

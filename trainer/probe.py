@@ -14,7 +14,8 @@ Probe rows come in groups sharing `target_id`, one per probe kind. For each grou
 to the gold answer (learnt in weights) would otherwise count as copying.
 An empty output is no answer: it scores 0 against anything, another empty output included (so two
 empty outputs under `random` and `zero` give IWL 0, not a perfect match); see trainer.metrics.
-During training the same scores come from `trainer.callbacks.ProbeCallback`.
+During training the same scores come from `trainer.callbacks.ProbeCallback`. Each history point
+holds the means (`scores`) and every group's own scores (`items`), for intervals over items.
 """
 from __future__ import annotations
 
@@ -78,6 +79,13 @@ def _pairs_of_group(rows, outputs, kinds) -> list[tuple[str, int, str, str, str]
 def probe_scores(rows: list[dict[str, Any]], outputs: list[str],
                  similarity: SimilarityFn) -> dict[str, Any]:
     """Mean probe scores per test set and over all groups, from one output per probe row."""
+    return aggregate_items(item_scores(rows, outputs, similarity))
+
+
+def item_scores(rows: list[dict[str, Any]], outputs: list[str],
+                similarity: SimilarityFn) -> dict[str, dict[str, float | None]]:
+    """`test_set/target_id` -> probe -> score of that one group. Kept per item in the probe files
+    so an analysis can resample items (and seeds) for an interval, not only average them."""
     groups = _groups(rows)
     keyed = [(key, pair) for key, kinds in groups.items() for pair in _pairs_of_group(rows, outputs, kinds)]
     sims = score_answers(similarity, [p[2] for _, p in keyed], [p[3] for _, p in keyed],
@@ -85,8 +93,9 @@ def probe_scores(rows: list[dict[str, Any]], outputs: list[str],
     per_group: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     for (key, (probe, position, _, reference, _)), value in zip(keyed, sims):
         per_group[key][probe].append((position, reference, value))
-    scores = {key: _group_scores(rows, groups[key], per_group[key]) for key in groups}
-    return _aggregate(scores)
+    return {key: {name: None if value is None else round(value, 6)
+                  for name, value in _group_scores(rows, groups[key], per_group[key]).items()}
+            for key in groups}
 
 
 def _group_scores(rows, kinds, parts) -> dict[str, float]:
@@ -101,7 +110,8 @@ def _group_scores(rows, kinds, parts) -> dict[str, float]:
             "copy_nongold": max(nongold, default=None)}  # None: no such label in this context
 
 
-def _aggregate(scores: dict[str, dict[str, float]]) -> dict[str, Any]:
+def aggregate_items(scores: dict[str, dict[str, float | None]]) -> dict[str, Any]:
+    """Per test set and over `all`: the mean of each probe over the items that have it."""
     out: dict[str, Any] = {}
     test_sets = sorted({key.split("/", 1)[0] for key in scores})
     for test_set in [*test_sets, "all"]:
@@ -129,9 +139,11 @@ def probe_rows(data: str, limit: int | None) -> list[dict[str, Any]]:
 def run_probes(model, tokenizer, rows: list[dict[str, Any]], similarity: SimilarityFn,
                batch_size: int = 16, max_new_tokens: int = 64,
                label: str = "probes") -> dict[str, Any]:
+    """One probe point: `{"scores": per test set means, "items": per item scores}`."""
     outputs = generate_answers(model, tokenizer, [row["prompt"] for row in rows], batch_size,
                                max_new_tokens, label)
-    return probe_scores(rows, outputs, similarity)
+    items = item_scores(rows, outputs, similarity)
+    return {"scores": aggregate_items(items), "items": items}
 
 
 def main(cfg: ProbeConfig) -> dict[str, Any]:
@@ -142,16 +154,16 @@ def main(cfg: ProbeConfig) -> dict[str, Any]:
     set_threads(cfg.threads)
     model, tokenizer = load_for_inference(model_path, adapter, cfg.device)
     say(f"probing: {len(rows)} probe rows ({version.task} version {version.version})")
-    scores = run_probes(model, tokenizer, rows, similarity, cfg.gen_batch_size, cfg.max_new_tokens)
+    point = run_probes(model, tokenizer, rows, similarity, cfg.gen_batch_size, cfg.max_new_tokens)
     run = read_run_config(adapter) if adapter else {}
     regime = run.get("config", {}).get("regime") or ("adapter" if adapter else "base")
     step = cfg.step if cfg.step is not None else run.get("train", {}).get("steps", 0)
     result = {"regime": regime, "model": model_path, "adapter": cfg.adapter,
               "dataset": version.identity(), "similarity": "comet" if cfg.comet_path else "chrf",
-              "history": [{"step": step, "scores": scores}]}
+              "history": [{"step": step, **point}]}
     output = Path(cfg.output) if cfg.output else Path("runs") / "probe" / f"{result['regime']}.json"
     write_json_atomically(output, result)
-    print(f"{regime} step {step}: {scores.get('all')}\nreport: {output}")
+    print(f"{regime} step {step}: {point['scores'].get('all')}\nreport: {output}")
     return result
 
 

@@ -58,7 +58,7 @@ def load_predictions(eval_dir: Path, metric: str) -> dict[str, dict[int | None, 
 
 
 def seed_item_bootstrap(terms: list[tuple[float, Runs]]) -> dict[str, dict[str, Any]]:
-    """Per bin: the mean of sum(sign * model score) over the rows every run has, with a percentile
+    """Per bin (a row's `bin`: a similarity bin, or one group such as all probe items): the mean of sum(sign * model score) over the rows every run has, with a percentile
     interval from resampling each term's seeds and, jointly, the test items."""
     ids = sorted(set.intersection(*(set(rows) for _, runs in terms for rows in runs.values())))
     if not ids:
@@ -75,7 +75,8 @@ def seed_item_bootstrap(terms: list[tuple[float, Runs]]) -> dict[str, dict[str, 
     counts = resample_counts(rng, RESAMPLES, len(items))
     tail = (1.0 - LEVEL) / 2.0 * 100.0
     out = {}
-    for name in [b for b in BIN_NAMES if (bins == b).any()]:
+    groups = [*BIN_NAMES, *sorted(set(bins.tolist()) - set(BIN_NAMES))]  # bins, then any other group
+    for name in [g for g in groups if (bins == g).any()]:
         rows = bins == name
         weights = counts[:, item_index[rows]]
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -143,20 +144,6 @@ def judge_contrastive(pooled, table) -> dict[str, Any]:
     return {"verdict": "contradicted" if "contradicted" in verdicts else "supported", "bins": per_bin}
 
 
-def judge_copy(probes: dict[str, Any]) -> dict[str, Any]:
-    """Claim (c), second half: similar has the highest final copy score (mean over seeds)."""
-    final = {r: probes[r]["final"]["copy_nongold"] for r in PAPER_REGIMES if r in probes}
-    ranked = sorted(final, key=lambda r: final[r]["mean"], reverse=True)
-    top, runner = ranked[0], ranked[1]
-    # seed ranges must not overlap, and one seed cannot show that
-    clear = probes[top]["seeds"] > 1 and final[top]["min"] > final[runner]["max"]
-    verdict = ("supported" if top == "similar" and clear else
-               "contradicted" if top != "similar" and probes[top]["seeds"] > 1
-               and final[top]["min"] > final["similar"]["max"]
-               else "inconclusive")
-    return {"verdict": verdict, "highest": top, "final_copy_nongold": final}
-
-
 def judge_mixture(pooled) -> dict[str, Any]:
     """Appendix D.3: the random + similar mixture is as good as contrastive in the Low and Medium
     bins and loses in the High bin (it has no paraphrases). Supported when contrastive - mixture
@@ -170,8 +157,9 @@ def judge_mixture(pooled) -> dict[str, Any]:
     return {"verdict": verdict, "differences": list(diffs.values())}
 
 
-def judge_claims(pooled, table, probes) -> dict[str, Any]:
-    copy = judge_copy(probes)
+def judge_claims(pooled, table, copy: dict[str, Any]) -> dict[str, Any]:
+    """Every Figure 3 claim on `pooled` eval rows; `copy` is (c)'s copying half, judged on the
+    probes (`probe_stats.judge_copy`)."""
     low = judge_worst(pooled, "similar", IC_TRAIN, "low")
     both = [low["verdict"], copy["verdict"]]
     mixture = {"d3_mixture_ties_low_medium_loses_high": judge_mixture(pooled)} if "mixture" in pooled else {}
@@ -184,47 +172,3 @@ def judge_claims(pooled, table, probes) -> dict[str, Any]:
             "worst_low": low, "copies_most": copy},
         "d_contrastive_best_or_tied": judge_contrastive(pooled, table),
     }
-
-
-def probe_histories(work: Path, regime: str, seeds: set[int] | None = None) -> list[list[dict]]:
-    """One probe history per finished run of `regime`: recorded during training
-    (`train/<regime>-s<seed>/probes.json`), or else probed after training
-    (`probe/<regime>-s<seed>.json`, run with `run --final-probes`), with the untuned base's
-    `probe/base.json` as step 0, which is what every adapter starts from (LoRA starts as a no-op)."""
-    def wanted(stem: str) -> bool:
-        return seeds is None or seed_of(stem) in seeds
-
-    histories = [json.loads(p.read_text(encoding="utf-8"))["history"]
-                 for p in sorted((work / "train").glob(f"{regime}-s*/probes.json"))
-                 if (p.parent / "run_config.json").is_file() and wanted(p.parent.name)]
-    if histories:
-        return histories
-    base = work / "probe" / "base.json"
-    start = json.loads(base.read_text(encoding="utf-8"))["history"] if base.is_file() else []
-    return [start + json.loads(p.read_text(encoding="utf-8"))["history"]
-            for p in sorted((work / "probe").glob(f"{regime}-s*.json")) if wanted(p.stem)]
-
-
-def probe_summary(work: Path, seeds: set[int] | None = None) -> dict[str, Any]:
-    """regime -> step -> probe -> mean/min/max over seeds (test set `all`), plus the last step.
-    Only finished runs count, and only `seeds` when given."""
-    out: dict[str, Any] = {}
-    for regime in REGIMES:
-        histories = probe_histories(work, regime, seeds)
-        if not histories:
-            continue
-        steps = sorted(set.intersection(*({h["step"] for h in hist} for hist in histories)))
-        curve = {}
-        for step in steps:
-            points = [next(h["scores"]["all"] for h in hist if h["step"] == step) for hist in histories]
-            curve[step] = {name: _spread([p[name] for p in points if p[name] is not None])
-                           for name in PROBES}
-        out[regime] = {"seeds": len(histories), "curve": curve, "final": curve[steps[-1]]}
-    return out
-
-
-def _spread(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {"mean": float("nan"), "min": float("nan"), "max": float("nan")}
-    return {"mean": round(float(np.mean(values)), 4), "min": round(float(min(values)), 4),
-            "max": round(float(max(values)), 4)}

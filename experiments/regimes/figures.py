@@ -46,7 +46,8 @@ def _bars(ax, results: dict[str, Any], table: dict[str, Any], metric: str) -> No
 
 
 def figure4(results: dict[str, Any], output: Path) -> Path:
-    """One panel per probe; per regime the mean over seeds, shaded from the lowest to highest seed."""
+    """One panel per probe; per regime the mean over seeds, shaded over the seed-and-item
+    interval where per-item scores were kept, else from the lowest to the highest seed."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(PROBES), figsize=(4 * len(PROBES), 3.2), sharey=True)
     for k, (regime, summary) in enumerate(results["probes"].items()):
@@ -57,7 +58,8 @@ def figure4(results: dict[str, Any], output: Path) -> Path:
             colour = colour_of(regime, k)
             ax.plot(xs, [p["mean"] for p in points], marker="o", markersize=3, color=colour,
                     label=f"{regime} ({summary['seeds']})")
-            ax.fill_between(xs, [p["min"] for p in points], [p["max"] for p in points],
+            ax.fill_between(xs, [p.get("low", p["min"]) for p in points],
+                            [p.get("high", p["max"]) for p in points],
                             color=colour, alpha=0.15, linewidth=0)
     return finish_step_panels(fig, axes, [PROBE_TITLES[p] for p in PROBES], "chrF / 100", output,
                               legend_size=7)

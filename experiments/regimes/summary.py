@@ -18,7 +18,8 @@ from stages.base import write_json_atomically
 from trainer.report import BIN_NAMES
 
 from .aggregate import (MODELS, PAPER_MODELS, PAPER_REGIMES, PROBES, REGIMES, bin_means, by_bin, judge_claims,
-                        load_predictions, probe_summary)
+                        load_predictions)
+from .probe_stats import judge_copy, probe_summary
 from .figures import figure3, figure4
 
 HERE = Path(__file__).resolve().parent
@@ -75,19 +76,20 @@ def collect(work: Path) -> dict[str, Any]:
     seeds = {s for runs in predictions.values() for s in runs} - {None}
     probes = probe_summary(work, seeds)
     complete = set(PAPER_MODELS) <= set(models) and set(PAPER_REGIMES) <= set(probes)
+    copy = judge_copy(probes, work, seeds) if complete else None
     return {"dataset": dataset, "seeds": {m: sorted(s for s in predictions[m] if s is not None)
                                           for m in models},
             "by_bin": table, "by_bin_per_seed": per_seed, "probes": probes,
-            "claims": judge_claims(pooled, table, probes) if complete else None,
-            "chrf": chrf_block(work, probes, complete), "runs": run_records(work)}
+            "claims": judge_claims(pooled, table, copy) if complete else None,
+            "chrf": chrf_block(work, copy), "runs": run_records(work)}
 
 
-def chrf_block(work: Path, probes: dict[str, Any], complete: bool) -> dict[str, Any]:
+def chrf_block(work: Path, copy: dict[str, Any] | None) -> dict[str, Any]:
     """The same table and verdicts on chrF/100: a graded score, for bins where exact match is 0."""
     predictions = common_seeds(load_predictions(work / "eval", "chrf"))
     pooled = {m: runs for m, runs in predictions.items() if m in MODELS}
     table = {m: by_bin(pooled[m]) for m in MODELS if m in pooled}
-    return {"by_bin": table, "claims": judge_claims(pooled, table, probes) if complete else None}
+    return {"by_bin": table, "claims": judge_claims(pooled, table, copy) if copy else None}
 
 
 def _cell(stats: dict[str, Any]) -> str:
@@ -113,14 +115,31 @@ def markdown(results: dict[str, Any]) -> str:
         for seed, bins in seeds.items():
             lines.append(f"| {model} | {seed} | " + " | ".join(
                 f"{bins[b]:.3f}" if b in bins else "-" for b in BIN_NAMES) + " |")
-    lines += ["", "| regime | seeds | " + " | ".join(PROBES) + " |", "|---|---|" + "---|" * len(PROBES)]
-    for regime, summary in results["probes"].items():
-        final = summary["final"]
-        lines.append(f"| {regime} | {summary['seeds']} | " + " | ".join(
-            f"{final[p]['mean']:.3f} ({final[p]['min']:.3f}-{final[p]['max']:.3f})" for p in PROBES) + " |")
+    lines += ["", "final probes, seed mean: [95% seed-and-item interval] where items were kept, "
+              "else (seed range)", ""] + probe_table(results["probes"], "final")
+    if any("change" in summary for summary in results["probes"].values()):
+        lines += ["", "probe change over training (last point - first, paired by item)", ""]
+        lines += probe_table(results["probes"], "change")
     return ("\n".join(lines) + "\n\nclaims on " + results["dataset"]["primary_metric"] + "\n\n"
             + claims_markdown(results["claims"]) + "\nclaims on chrF/100\n\n"
             + claims_markdown(results["chrf"]["claims"]))
+
+
+def _probe_cell(stats: dict[str, Any] | None) -> str:
+    if stats is None:
+        return "-"
+    if "low" in stats:
+        return _cell(stats)
+    return f"{stats['mean']:.3f} ({stats['min']:.3f}-{stats['max']:.3f})"
+
+
+def probe_table(probes: dict[str, Any], key: str) -> list[str]:
+    lines = ["| regime | seeds | " + " | ".join(PROBES) + " |", "|---|---|" + "---|" * len(PROBES)]
+    for regime, summary in probes.items():
+        if key in summary:
+            lines.append(f"| {regime} | {summary['seeds']} | "
+                         + " | ".join(_probe_cell(summary[key].get(p)) for p in PROBES) + " |")
+    return lines
 
 
 def claims_markdown(claims: dict[str, Any] | None) -> str:
@@ -135,7 +154,9 @@ def claims_markdown(claims: dict[str, Any] | None) -> str:
             parts = [[b["difference"] for b in claim["bins"].values() if "difference" in b]]
         diffs = "; ".join(f"{d['pair']} ({d['bin']}) {_cell(d)}" for d in parts[0])
         if "copies_most" in claim:
-            diffs += f"; highest final copy_nongold: {claim['copies_most']['highest']}"
+            copy = claim["copies_most"]
+            diffs += "".join(f"; {d['pair']} (final copy_nongold) {_cell(d)}" for d in copy.get("differences", []))
+            diffs += f"; highest final copy_nongold: {copy['highest']}"
         lines.append(f"| {name} | {claim['verdict']} | {diffs or 'contrastive is best in every bin'} |")
     return "\n".join(lines) + "\n"
 

@@ -1,0 +1,129 @@
+"""Probe curves of one build of the regime comparison (the paper's Figure 4), with intervals.
+
+Probe files written since per-item scores were kept hold every probe item's own scores, so a
+probe mean gets the same 95% interval as an eval bin: training seeds and probe items resampled
+together (`aggregate.seed_item_bootstrap`). Changes over training (last point minus first) and
+between regimes are paired by item. Older files hold only means: their points get the seed
+range (lowest to highest seed) and no interval.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .aggregate import PAPER_REGIMES, PROBES, REGIMES, Runs, seed_item_bootstrap, seed_of, sign_of
+
+ALL = "all"  # the probe items pooled over test sets form one group for the bootstrap
+
+
+def probe_histories(work: Path, regime: str, seeds: set[int] | None = None) -> list[list[dict]]:
+    """One probe history per finished run of `regime`: recorded during training
+    (`train/<regime>-s<seed>/probes.json`), or else probed after training
+    (`probe/<regime>-s<seed>.json`, run with `run --final-probes`), with the untuned base's
+    `probe/base.json` as step 0, which is what every adapter starts from (LoRA starts as a no-op)."""
+    def wanted(stem: str) -> bool:
+        return seeds is None or seed_of(stem) in seeds
+
+    histories = [json.loads(p.read_text(encoding="utf-8"))["history"]
+                 for p in sorted((work / "train").glob(f"{regime}-s*/probes.json"))
+                 if (p.parent / "run_config.json").is_file() and wanted(p.parent.name)]
+    if histories:
+        return histories
+    base = work / "probe" / "base.json"
+    start = json.loads(base.read_text(encoding="utf-8"))["history"] if base.is_file() else []
+    return [start + json.loads(p.read_text(encoding="utf-8"))["history"]
+            for p in sorted((work / "probe").glob(f"{regime}-s*.json")) if wanted(p.stem)]
+
+
+def item_runs(histories: list[list[dict]], step: int, probe: str) -> Runs | None:
+    """run -> item -> {item, bin, score} at `step`, for `seed_item_bootstrap`; None when a run's
+    point lacks per-item scores. Items without this probe (copy_nongold with no such label) are
+    left out, as they are from the mean."""
+    runs: Runs = {}
+    for index, history in enumerate(histories):
+        point = next(h for h in history if h["step"] == step)
+        if "items" not in point:
+            return None
+        runs[index] = {key: {"item": key, "bin": ALL, "score": float(scores[probe])}
+                       for key, scores in point["items"].items() if scores[probe] is not None}
+    return runs
+
+
+def _point(histories: list[list[dict]], step: int, probe: str) -> dict[str, Any]:
+    """Mean over seeds of the `all` score, the seed range, and the seed-and-item interval."""
+    values = [v for h in histories
+              if (v := next(p["scores"][ALL] for p in h if p["step"] == step)[probe]) is not None]
+    stats = _spread(values)
+    runs = item_runs(histories, step, probe)
+    if runs is not None and all(runs.values()):
+        interval = seed_item_bootstrap([(1.0, runs)])[ALL]
+        stats.update(low=interval["low"], high=interval["high"])
+    return stats
+
+
+def _change(histories: list[list[dict]], first: int, last: int, probe: str) -> dict[str, Any] | None:
+    """Last point minus first, item by item, with a seed-and-item interval; None without items."""
+    start, end = item_runs(histories, first, probe), item_runs(histories, last, probe)
+    if start is None or end is None or first == last or not all(start.values()) or not all(end.values()):
+        return None
+    return {"from": first, "to": last, **seed_item_bootstrap([(1.0, end), (-1.0, start)])[ALL]}
+
+
+def probe_summary(work: Path, seeds: set[int] | None = None) -> dict[str, Any]:
+    """regime -> step -> probe -> mean / seed range / interval (test set `all`), the last step,
+    and the change from the first step to the last. Only finished runs count, and only `seeds`
+    when given."""
+    out: dict[str, Any] = {}
+    for regime in REGIMES:
+        histories = probe_histories(work, regime, seeds)
+        if not histories:
+            continue
+        steps = sorted(set.intersection(*({h["step"] for h in hist} for hist in histories)))
+        curve = {step: {name: _point(histories, step, name) for name in PROBES} for step in steps}
+        change = {name: c for name in PROBES if (c := _change(histories, steps[0], steps[-1], name))}
+        out[regime] = {"seeds": len(histories), "curve": curve, "final": curve[steps[-1]],
+                       **({"change": change} if change else {})}
+    return out
+
+
+def final_runs(work: Path, regime: str, seeds: set[int] | None, probe: str) -> Runs | None:
+    histories = probe_histories(work, regime, seeds)
+    if not histories:
+        return None
+    last = max(set.intersection(*({h["step"] for h in hist} for hist in histories)))
+    return item_runs(histories, last, probe)
+
+
+def judge_copy(probes: dict[str, Any], work: Path, seeds: set[int] | None = None) -> dict[str, Any]:
+    """Claim (c), second half: similar copies most (final `copy_nongold`). With per-item scores:
+    similar minus each other regime, paired by item, seeds and items resampled; supported when
+    every difference excludes 0 upwards, contradicted when one excludes 0 downwards. Without
+    them: seed ranges, which must not overlap (one seed cannot show that)."""
+    final = {r: probes[r]["final"]["copy_nongold"] for r in PAPER_REGIMES if r in probes}
+    top = max(final, key=lambda r: final[r]["mean"])
+    others = [r for r in final if r != "similar"]
+    runs = {r: final_runs(work, r, seeds, "copy_nongold") for r in final}
+    if all(runs.values()) and all(all(r.values()) for r in runs.values()):
+        diffs = [{"pair": f"similar - {r}", **seed_item_bootstrap([(1.0, runs["similar"]),
+                                                                   (-1.0, runs[r])])[ALL]} for r in others]
+        signs = [sign_of(d) for d in diffs]
+        verdict = ("supported" if all(s > 0 for s in signs) else
+                   "contradicted" if any(s < 0 for s in signs) else "inconclusive")
+        return {"verdict": verdict, "highest": top, "final_copy_nongold": final, "differences": diffs}
+    runner = max((r for r in final if r != top), key=lambda r: final[r]["mean"])
+    clear = probes[top]["seeds"] > 1 and final[top]["min"] > final[runner]["max"]
+    verdict = ("supported" if top == "similar" and clear else
+               "contradicted" if top != "similar" and probes[top]["seeds"] > 1
+               and final[top]["min"] > final["similar"]["max"]
+               else "inconclusive")
+    return {"verdict": verdict, "highest": top, "final_copy_nongold": final}
+
+
+def _spread(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"mean": float("nan"), "min": float("nan"), "max": float("nan")}
+    return {"mean": round(float(np.mean(values)), 4), "min": round(float(min(values)), 4),
+            "max": round(float(max(values)), 4)}
