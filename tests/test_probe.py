@@ -68,7 +68,9 @@ def test_item_scores_are_kept_per_group_and_average_to_the_means():
     items = item_scores(rows, outputs, same)
     assert items == {"id/t1": {"iwl": 1.0, "icl": 0.6, "copy": 1.0, "copy_nongold": 1.0},
                      "ood/t2": {"iwl": 0.0, "icl": 0.2, "copy": 0.0, "copy_nongold": 0.0}}
-    assert aggregate_items(items) == probe_scores(rows, outputs, same)
+    means = aggregate_items(items)
+    assert means["all"]["items"] == 2 and means["all"]["icl"] == pytest.approx(0.4)
+    assert means["id"] == {**items["id/t1"], "items": 1}
 
 
 def test_context_weights():
@@ -120,4 +122,6 @@ def test_probe_command_and_curves(workspace, tmp_path):
     assert compare.cli(["--kind", "probe", "--output", str(chart), "--reports",
                         f"contrastive={output}", str(second)]) == 0
     assert chart.stat().st_size > 1000
-    assert list(json.loads(chart.with_suffix(".json").read_text())) == ["random", "contrastive"]
+    table = json.loads(chart.with_suffix(".json").read_text())
+    assert list(table) == ["random", "contrastive"]
+    assert set(table["random"][0]) == {"step", "scores"}  # the chart's table keeps the means only

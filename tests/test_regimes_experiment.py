@@ -212,3 +212,28 @@ def test_probe_intervals_resample_seeds_and_items(tmp_path: Path) -> None:
     _probe_file(tmp_path / "probe" / "contrastive-s0.json", 200, {k: 0.95 for k in keys})
     _probe_file(tmp_path / "probe" / "contrastive-s1.json", 200, {k: 0.95 for k in keys})
     assert judge_copy(probe_summary(tmp_path), tmp_path)["verdict"] == "contradicted"
+
+
+def test_probe_runs_on_other_items_get_seed_ranges_and_trained_starts_stay_paired(tmp_path: Path) -> None:
+    """A rerun on fewer probe items leaves no interval (and no crash); a change whose first point
+    is already trained is paired by seed, so an exact +0.02 on every seed and item is [0.02, 0.02]."""
+    from experiments.regimes.probe_stats import probe_summary
+
+    (tmp_path / "probe").mkdir()
+    keys = [f"id/t{i}" for i in range(10)]
+    _probe_file(tmp_path / "probe" / "similar-s0.json", 200, {k: 0.5 for k in keys})
+    _probe_file(tmp_path / "probe" / "similar-s1.json", 200, {k: 0.9 for k in keys[:5]})
+    final = probe_summary(tmp_path)["similar"]["final"]["icl"]
+    assert final == {"mean": 0.7, "min": 0.5, "max": 0.9}
+    for seed, level in ((0, 0.2), (1, 0.6)):
+        folder = tmp_path / "train" / f"random-s{seed}"
+        folder.mkdir(parents=True)
+        (folder / "run_config.json").write_text("{}")
+        history = []
+        for step, shift in ((10, 0.0), (20, 0.02)):
+            _probe_file(folder / "point.json", step, {k: level + 0.01 * i + shift for i, k in enumerate(keys)})
+            history += json.loads((folder / "point.json").read_text())["history"]
+        (folder / "probes.json").write_text(json.dumps({"history": history}))
+    change = probe_summary(tmp_path)["random"]["change"]["icl"]
+    assert (change["from"], change["to"]) == (10, 20)
+    assert change["low"] == pytest.approx(0.02) and change["high"] == pytest.approx(0.02)

@@ -72,7 +72,8 @@ def main(cfg: CompareConfig) -> Path:
     else:
         for report in reports:
             report.setdefault("label", report.get("regime"))
-        table = {r["label"]: r["history"] for r in reports}
+        table = {r["label"]: [{k: v for k, v in point.items() if k != "items"} for point in r["history"]]
+                 for r in reports}  # the means per point; per-item scores stay in the reports
         probe_curves(reports, output)
     write_json_atomically(output.with_suffix(".json"), table)
     print(f"chart: {output}")

@@ -1,4 +1,5 @@
-"""Pool the per-seed evaluation and probe outputs of one build and judge the paper's claims.
+"""Pool the per-seed evaluation outputs of one build and judge the paper's Figure 3 claims
+(the probes' statistics are in `probe_stats`, on the same bootstrap).
 
 A model's score is the mean over its seeds of each eval row. 95% intervals resample both sources
 of variation at once: training seeds (with replacement, per model, independently) and test items
@@ -58,8 +59,9 @@ def load_predictions(eval_dir: Path, metric: str) -> dict[str, dict[int | None, 
 
 
 def seed_item_bootstrap(terms: list[tuple[float, Runs]]) -> dict[str, dict[str, Any]]:
-    """Per bin (a row's `bin`: a similarity bin, or one group such as all probe items): the mean of sum(sign * model score) over the rows every run has, with a percentile
-    interval from resampling each term's seeds and, jointly, the test items."""
+    """Per bin (a row's `bin`: a similarity bin, or one group such as all probe items): the mean
+    of sum(sign * model score) over the rows every run has, with a percentile interval from
+    resampling each term's seeds and, jointly, the test items."""
     ids = sorted(set.intersection(*(set(rows) for _, runs in terms for rows in runs.values())))
     if not ids:
         raise UserError("no eval row is shared by the runs compared; they come from different builds")

@@ -2,9 +2,10 @@
 
 Probe files written since per-item scores were kept hold every probe item's own scores, so a
 probe mean gets the same 95% interval as an eval bin: training seeds and probe items resampled
-together (`aggregate.seed_item_bootstrap`). Changes over training (last point minus first) and
-between regimes are paired by item. Older files hold only means: their points get the seed
-range (lowest to highest seed) and no interval.
+together (`aggregate.seed_item_bootstrap`). A change over training (last point minus first) is
+paired by run and item, a difference between regimes by item. Older files hold only means, and
+runs probed on different items cannot be paired: their points get the seed range (lowest to
+highest seed) and no interval.
 """
 from __future__ import annotations
 
@@ -39,17 +40,23 @@ def probe_histories(work: Path, regime: str, seeds: set[int] | None = None) -> l
 
 
 def item_runs(histories: list[list[dict]], step: int, probe: str) -> Runs | None:
-    """run -> item -> {item, bin, score} at `step`, for `seed_item_bootstrap`; None when a run's
-    point lacks per-item scores. Items without this probe (copy_nongold with no such label) are
-    left out, as they are from the mean."""
-    runs: Runs = {}
-    for index, history in enumerate(histories):
-        point = next(h for h in history if h["step"] == step)
-        if "items" not in point:
-            return None
-        runs[index] = {key: {"item": key, "bin": ALL, "score": float(scores[probe])}
-                       for key, scores in point["items"].items() if scores[probe] is not None}
-    return runs
+    """run -> item -> {item, bin, score} at `step`, for `seed_item_bootstrap`. None when a run's
+    point lacks per-item scores, or when the runs were probed on different items (a rerun with
+    another `--probe-limit`): an interval over the shared items would not match the mean printed
+    beside it. Items without this probe (copy_nongold where no shown label differs from the gold
+    one, which depends on the context, not the model) are left out, as they are from the mean."""
+    points = [next(h for h in history if h["step"] == step) for history in histories]
+    if not all(point.get("items") for point in points) or len({frozenset(p["items"]) for p in points}) > 1:
+        return None
+    runs = {index: {key: {"item": key, "bin": ALL, "score": float(scores[probe])}
+                    for key, scores in point["items"].items() if scores[probe] is not None}
+            for index, point in enumerate(points)}
+    return runs if all(runs.values()) else None
+
+
+def shared_steps(histories: list[list[dict]]) -> list[int]:
+    """The probe steps every run has, in order."""
+    return sorted(set.intersection(*({h["step"] for h in history} for history in histories)))
 
 
 def _point(histories: list[list[dict]], step: int, probe: str) -> dict[str, Any]:
@@ -58,18 +65,21 @@ def _point(histories: list[list[dict]], step: int, probe: str) -> dict[str, Any]
               if (v := next(p["scores"][ALL] for p in h if p["step"] == step)[probe]) is not None]
     stats = _spread(values)
     runs = item_runs(histories, step, probe)
-    if runs is not None and all(runs.values()):
+    if runs is not None:
         interval = seed_item_bootstrap([(1.0, runs)])[ALL]
         stats.update(low=interval["low"], high=interval["high"])
     return stats
 
 
 def _change(histories: list[list[dict]], first: int, last: int, probe: str) -> dict[str, Any] | None:
-    """Last point minus first, item by item, with a seed-and-item interval; None without items."""
+    """Last point minus first, per run and item (so a seed is paired with itself and an item with
+    itself), with a seed-and-item interval; None without per-item scores on the same items."""
     start, end = item_runs(histories, first, probe), item_runs(histories, last, probe)
-    if start is None or end is None or first == last or not all(start.values()) or not all(end.values()):
+    if first == last or start is None or end is None or set(start[0]) != set(end[0]):
         return None
-    return {"from": first, "to": last, **seed_item_bootstrap([(1.0, end), (-1.0, start)])[ALL]}
+    runs = {run: {key: {**row, "score": row["score"] - start[run][key]["score"]} for key, row in rows.items()}
+            for run, rows in end.items()}
+    return {"from": first, "to": last, **seed_item_bootstrap([(1.0, runs)])[ALL]}
 
 
 def probe_summary(work: Path, seeds: set[int] | None = None) -> dict[str, Any]:
@@ -81,7 +91,7 @@ def probe_summary(work: Path, seeds: set[int] | None = None) -> dict[str, Any]:
         histories = probe_histories(work, regime, seeds)
         if not histories:
             continue
-        steps = sorted(set.intersection(*({h["step"] for h in hist} for hist in histories)))
+        steps = shared_steps(histories)
         curve = {step: {name: _point(histories, step, name) for name in PROBES} for step in steps}
         change = {name: c for name in PROBES if (c := _change(histories, steps[0], steps[-1], name))}
         out[regime] = {"seeds": len(histories), "curve": curve, "final": curve[steps[-1]],
@@ -90,23 +100,22 @@ def probe_summary(work: Path, seeds: set[int] | None = None) -> dict[str, Any]:
 
 
 def final_runs(work: Path, regime: str, seeds: set[int] | None, probe: str) -> Runs | None:
+    """The per-item runs of `regime`'s last shared probe step (None: no runs, or no items)."""
     histories = probe_histories(work, regime, seeds)
-    if not histories:
-        return None
-    last = max(set.intersection(*({h["step"] for h in hist} for hist in histories)))
-    return item_runs(histories, last, probe)
+    return item_runs(histories, shared_steps(histories)[-1], probe) if histories else None
 
 
 def judge_copy(probes: dict[str, Any], work: Path, seeds: set[int] | None = None) -> dict[str, Any]:
     """Claim (c), second half: similar copies most (final `copy_nongold`). With per-item scores:
     similar minus each other regime, paired by item, seeds and items resampled; supported when
-    every difference excludes 0 upwards, contradicted when one excludes 0 downwards. Without
+    every difference excludes 0 upwards, contradicted when one excludes 0 downwards (as the eval
+    claims are judged; with one seed per regime the interval holds item variance only). Without
     them: seed ranges, which must not overlap (one seed cannot show that)."""
     final = {r: probes[r]["final"]["copy_nongold"] for r in PAPER_REGIMES if r in probes}
     top = max(final, key=lambda r: final[r]["mean"])
     others = [r for r in final if r != "similar"]
     runs = {r: final_runs(work, r, seeds, "copy_nongold") for r in final}
-    if all(runs.values()) and all(all(r.values()) for r in runs.values()):
+    if all(runs.values()) and len({frozenset(r[0]) for r in runs.values()}) == 1:
         diffs = [{"pair": f"similar - {r}", **seed_item_bootstrap([(1.0, runs["similar"]),
                                                                    (-1.0, runs[r])])[ALL]} for r in others]
         signs = [sign_of(d) for d in diffs]
