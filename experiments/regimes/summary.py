@@ -118,7 +118,8 @@ def markdown(results: dict[str, Any]) -> str:
     lines += ["", "final probes, seed mean: [95% seed-and-item interval] where items were kept, "
               "else (seed range)", ""] + probe_table(results["probes"], "final")
     if any("change" in summary for summary in results["probes"].values()):
-        lines += ["", "probe change over training (last point - first, paired by item)", ""]
+        lines += ["", "probe change over training: last point - first, paired by run and item, "
+                  "[95% seed-and-item interval]", ""]
         lines += probe_table(results["probes"], "change")
     return ("\n".join(lines) + "\n\nclaims on " + results["dataset"]["primary_metric"] + "\n\n"
             + claims_markdown(results["claims"]) + "\nclaims on chrF/100\n\n"
