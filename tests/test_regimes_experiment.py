@@ -154,7 +154,7 @@ def test_paper_scale_plan_parses_and_covers_every_regime_and_variant(capsys) -> 
 
 
 def test_final_probes_start_from_the_base_probe(tmp_path: Path, capsys) -> None:
-    from experiments.regimes.probe_stats import probe_summary
+    from experiments.regimes.probe_stats import load_histories, probe_summary
     from experiments.regimes.run import parse_args, regime_chain
 
     (tmp_path / "probe").mkdir()
@@ -163,11 +163,11 @@ def test_final_probes_start_from_the_base_probe(tmp_path: Path, capsys) -> None:
     (tmp_path / "probe" / "base.json").write_text(json.dumps(point(0, 0.1)))
     for seed, value in ((0, 0.5), (1, 0.7)):
         (tmp_path / "probe" / f"similar-s{seed}.json").write_text(json.dumps(point(200, value)))
-    summary = probe_summary(tmp_path)
+    summary = probe_summary(load_histories(tmp_path))
     assert summary["similar"]["seeds"] == 2 and list(summary["similar"]["curve"]) == [0, 200]
     assert summary["similar"]["curve"][0]["iwl"]["mean"] == 0.1
     assert summary["similar"]["final"]["icl"] == {"mean": 0.6, "min": 0.5, "max": 0.7}
-    assert probe_summary(tmp_path, seeds={1})["similar"]["final"]["icl"]["mean"] == 0.7
+    assert probe_summary(load_histories(tmp_path, seeds={1}))["similar"]["final"]["icl"]["mean"] == 0.7
     args = parse_args(["--work", str(tmp_path), "--name", "n", "--final-probes", "--dry-run",
                        "--probe-limit", "50"])
     regime_chain(args, tmp_path / "data", "zero", 0)  # dry run: prints the probe command
@@ -188,7 +188,7 @@ def _probe_file(path: Path, step: int, per_item: dict[str, float]) -> None:
 def test_probe_intervals_resample_seeds_and_items(tmp_path: Path) -> None:
     """With per-item scores a probe point gets a seed-and-item interval, the change from the base
     is paired by item, and the copy claim compares regimes item by item."""
-    from experiments.regimes.probe_stats import judge_copy, probe_summary
+    from experiments.regimes.probe_stats import judge_copy, load_histories, probe_summary
 
     (tmp_path / "probe").mkdir()
     keys = [f"id/t{i}" for i in range(20)]
@@ -198,32 +198,34 @@ def test_probe_intervals_resample_seeds_and_items(tmp_path: Path) -> None:
         for seed in (0, 1):  # items alternate around the level, seeds shift it a little
             per_item = {k: value + (0.05 if i % 2 else -0.05) + 0.01 * seed for i, k in enumerate(keys)}
             _probe_file(tmp_path / "probe" / f"{regime}-s{seed}.json", 200, per_item)
-    summary = probe_summary(tmp_path)
+    histories = load_histories(tmp_path)
+    summary = probe_summary(histories)
     final = summary["similar"]["final"]["icl"]
     assert final["mean"] == pytest.approx(0.805) and final["low"] < 0.805 < final["high"]
     assert 0.7 < final["low"] and final["high"] < 0.9
     assert summary["similar"]["curve"][0]["icl"]["low"] == pytest.approx(0.1)  # the base: no spread
     change = summary["random"]["change"]["iwl"]
     assert change["from"] == 0 and change["to"] == 200 and change["low"] > 0
-    copy = judge_copy(summary, tmp_path)
+    copy = judge_copy(summary, histories)
     assert copy["verdict"] == "supported" and copy["highest"] == "similar"
     assert [d["pair"] for d in copy["differences"]] == ["similar - zero", "similar - random", "similar - contrastive"]
     assert all(d["low"] > 0 for d in copy["differences"])
     _probe_file(tmp_path / "probe" / "contrastive-s0.json", 200, {k: 0.95 for k in keys})
     _probe_file(tmp_path / "probe" / "contrastive-s1.json", 200, {k: 0.95 for k in keys})
-    assert judge_copy(probe_summary(tmp_path), tmp_path)["verdict"] == "contradicted"
+    histories = load_histories(tmp_path)
+    assert judge_copy(probe_summary(histories), histories)["verdict"] == "contradicted"
 
 
 def test_probe_runs_on_other_items_get_seed_ranges_and_trained_starts_stay_paired(tmp_path: Path) -> None:
     """A rerun on fewer probe items leaves no interval (and no crash); a change whose first point
     is already trained is paired by seed, so an exact +0.02 on every seed and item is [0.02, 0.02]."""
-    from experiments.regimes.probe_stats import probe_summary
+    from experiments.regimes.probe_stats import load_histories, probe_summary
 
     (tmp_path / "probe").mkdir()
     keys = [f"id/t{i}" for i in range(10)]
     _probe_file(tmp_path / "probe" / "similar-s0.json", 200, {k: 0.5 for k in keys})
     _probe_file(tmp_path / "probe" / "similar-s1.json", 200, {k: 0.9 for k in keys[:5]})
-    final = probe_summary(tmp_path)["similar"]["final"]["icl"]
+    final = probe_summary(load_histories(tmp_path))["similar"]["final"]["icl"]
     assert final == {"mean": 0.7, "min": 0.5, "max": 0.9}
     for seed, level in ((0, 0.2), (1, 0.6)):
         folder = tmp_path / "train" / f"random-s{seed}"
@@ -234,6 +236,6 @@ def test_probe_runs_on_other_items_get_seed_ranges_and_trained_starts_stay_paire
             _probe_file(folder / "point.json", step, {k: level + 0.01 * i + shift for i, k in enumerate(keys)})
             history += json.loads((folder / "point.json").read_text())["history"]
         (folder / "probes.json").write_text(json.dumps({"history": history}))
-    change = probe_summary(tmp_path)["random"]["change"]["icl"]
+    change = probe_summary(load_histories(tmp_path))["random"]["change"]["icl"]
     assert (change["from"], change["to"]) == (10, 20)
     assert change["low"] == pytest.approx(0.02) and change["high"] == pytest.approx(0.02)

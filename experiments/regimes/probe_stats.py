@@ -39,13 +39,24 @@ def probe_histories(work: Path, regime: str, seeds: set[int] | None = None) -> l
             for p in sorted((work / "probe").glob(f"{regime}-s*.json")) if wanted(p.stem)]
 
 
+def load_histories(work: Path, seeds: set[int] | None = None) -> dict[str, list[list[dict]]]:
+    """regime -> its runs' probe histories (regimes without a finished run left out), read once
+    for both the summary and the copy verdict."""
+    return {regime: histories for regime in REGIMES if (histories := probe_histories(work, regime, seeds))}
+
+
+def _points(histories: list[list[dict]], step: int) -> list[dict]:
+    """Every run's probe point at `step`."""
+    return [next(point for point in history if point["step"] == step) for history in histories]
+
+
 def item_runs(histories: list[list[dict]], step: int, probe: str) -> Runs | None:
     """run -> item -> {item, bin, score} at `step`, for `seed_item_bootstrap`. None when a run's
     point lacks per-item scores, or when the runs were probed on different items (a rerun with
     another `--probe-limit`): an interval over the shared items would not match the mean printed
     beside it. Items without this probe (copy_nongold where no shown label differs from the gold
     one, which depends on the context, not the model) are left out, as they are from the mean."""
-    points = [next(h for h in history if h["step"] == step) for history in histories]
+    points = _points(histories, step)
     if not all(point.get("items") for point in points) or len({frozenset(p["items"]) for p in points}) > 1:
         return None
     runs = {index: {key: {"item": key, "bin": ALL, "score": float(scores[probe])}
@@ -61,8 +72,7 @@ def shared_steps(histories: list[list[dict]]) -> list[int]:
 
 def _point(histories: list[list[dict]], step: int, probe: str) -> dict[str, Any]:
     """Mean over seeds of the `all` score, the seed range, and the seed-and-item interval."""
-    values = [v for h in histories
-              if (v := next(p["scores"][ALL] for p in h if p["step"] == step)[probe]) is not None]
+    values = [v for point in _points(histories, step) if (v := point["scores"][ALL][probe]) is not None]
     stats = _spread(values)
     runs = item_runs(histories, step, probe)
     if runs is not None:
@@ -82,15 +92,11 @@ def _change(histories: list[list[dict]], first: int, last: int, probe: str) -> d
     return {"from": first, "to": last, **seed_item_bootstrap([(1.0, runs)])[ALL]}
 
 
-def probe_summary(work: Path, seeds: set[int] | None = None) -> dict[str, Any]:
+def probe_summary(histories_of: dict[str, list[list[dict]]]) -> dict[str, Any]:
     """regime -> step -> probe -> mean / seed range / interval (test set `all`), the last step,
-    and the change from the first step to the last. Only finished runs count, and only `seeds`
-    when given."""
+    and the change from the first step to the last, from `load_histories`."""
     out: dict[str, Any] = {}
-    for regime in REGIMES:
-        histories = probe_histories(work, regime, seeds)
-        if not histories:
-            continue
+    for regime, histories in histories_of.items():
         steps = shared_steps(histories)
         curve = {step: {name: _point(histories, step, name) for name in PROBES} for step in steps}
         change = {name: c for name in PROBES if (c := _change(histories, steps[0], steps[-1], name))}
@@ -99,13 +105,7 @@ def probe_summary(work: Path, seeds: set[int] | None = None) -> dict[str, Any]:
     return out
 
 
-def final_runs(work: Path, regime: str, seeds: set[int] | None, probe: str) -> Runs | None:
-    """The per-item runs of `regime`'s last shared probe step (None: no runs, or no items)."""
-    histories = probe_histories(work, regime, seeds)
-    return item_runs(histories, shared_steps(histories)[-1], probe) if histories else None
-
-
-def judge_copy(probes: dict[str, Any], work: Path, seeds: set[int] | None = None) -> dict[str, Any]:
+def judge_copy(probes: dict[str, Any], histories_of: dict[str, list[list[dict]]]) -> dict[str, Any]:
     """Claim (c), second half: similar copies most (final `copy_nongold`). With per-item scores:
     similar minus each other regime, paired by item, seeds and items resampled; supported when
     every difference excludes 0 upwards, contradicted when one excludes 0 downwards (as the eval
@@ -114,7 +114,7 @@ def judge_copy(probes: dict[str, Any], work: Path, seeds: set[int] | None = None
     final = {r: probes[r]["final"]["copy_nongold"] for r in PAPER_REGIMES if r in probes}
     top = max(final, key=lambda r: final[r]["mean"])
     others = [r for r in final if r != "similar"]
-    runs = {r: final_runs(work, r, seeds, "copy_nongold") for r in final}
+    runs = {r: item_runs(histories_of[r], shared_steps(histories_of[r])[-1], "copy_nongold") for r in final}
     if all(runs.values()) and len({frozenset(r[0]) for r in runs.values()}) == 1:
         diffs = [{"pair": f"similar - {r}", **seed_item_bootstrap([(1.0, runs["similar"]),
                                                                    (-1.0, runs[r])])[ALL]} for r in others]

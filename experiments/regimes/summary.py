@@ -19,7 +19,7 @@ from trainer.report import BIN_NAMES
 
 from .aggregate import (MODELS, PAPER_MODELS, PAPER_REGIMES, PROBES, REGIMES, bin_means, by_bin, judge_claims,
                         load_predictions)
-from .probe_stats import judge_copy, probe_summary
+from .probe_stats import judge_copy, load_histories, probe_summary
 from .figures import figure3, figure4
 
 HERE = Path(__file__).resolve().parent
@@ -74,9 +74,10 @@ def collect(work: Path) -> dict[str, Any]:
                     for s, rows in sorted(predictions[m].items(), key=lambda kv: kv[0] or 0)}
                 for m in models}
     seeds = {s for runs in predictions.values() for s in runs} - {None}
-    probes = probe_summary(work, seeds)
+    histories = load_histories(work, seeds)
+    probes = probe_summary(histories)
     complete = set(PAPER_MODELS) <= set(models) and set(PAPER_REGIMES) <= set(probes)
-    copy = judge_copy(probes, work, seeds) if complete else None
+    copy = judge_copy(probes, histories) if complete else None
     return {"dataset": dataset, "seeds": {m: sorted(s for s in predictions[m] if s is not None)
                                           for m in models},
             "by_bin": table, "by_bin_per_seed": per_seed, "probes": probes,
